@@ -50,7 +50,9 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 1e-4
     warmup: float = 0.0  # >= 1: steps; < 1: fraction of max_steps
-    schedule: str = "linear"  # any transformers.get_scheduler name: linear, cosine, constant_with_warmup
+    schedule: str = "linear"  # any transformers.get_scheduler name (linear, cosine, ...), or step
+    decay_every_epochs: float = 10.0  # schedule step: multiply the lr by decay_factor every this many epochs
+    decay_factor: float = 0.5
     weight_decay: float = 0.01
     adam_eps: float = 1e-6
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -61,6 +63,8 @@ class TrainConfig:
     save_every: int = 1000
     keep_checkpoints: int = 2
     eval_every: int = 0  # 0: evaluate only at the end (and at the start if eval_at_start)
+    eval_every_epochs: float = 0.0  # > 0: evaluate every this many epochs instead of eval_every steps
+    select_best: str = ""  # an evaluation metric (higher is better): keep the best model in best/
     eval_at_start: bool = False
     eval_batches: int = 50
     num_workers: int = 0

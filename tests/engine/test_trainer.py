@@ -141,3 +141,37 @@ def test_recipe_evaluation_hook_replaces_loss_averaging(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["valid_accuracy"] for r in records if "valid_accuracy" in r] == [1.5, 2.5]
     assert json.loads((run / "results.json").read_text())["valid_accuracy"] == 2.5
+
+
+def test_step_schedule_decays_every_n_epochs(tmp_path: Path) -> None:
+    # 56 samples, batch 8: 7 steps per epoch; halve every 2 epochs = every 14 steps
+    run = train(config(tmp_path, "step", max_steps=30, warmup=0, log_every=1, schedule="step",
+                       decay_every_epochs=2, decay_factor=0.5), job_factory())
+    lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines() if "lr" in line]
+    assert lrs == pytest.approx([0.05] * 14 + [0.025] * 14 + [0.0125] * 2)
+
+
+def test_select_best_keeps_the_best_evaluation_and_eval_every_epochs(tmp_path: Path) -> None:
+    scores = iter([0.2, 0.9, 0.5, 0.7, 0.1])
+
+    def build(cfg: TrainConfig):
+        job = job_factory()(cfg)
+        job.evaluate = lambda module, acc: {"valid_score": next(scores)}
+        return job
+
+    # 7 steps per epoch, 35 steps: evaluations at 7, 14, 21, 28 and the final one at 35
+    run = train(config(tmp_path, "best", max_steps=35, eval_every_epochs=1, select_best="valid_score"), build)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "valid_score" in r] == [7, 14, 21, 28, 35]
+    selection = json.loads((run / "best" / "selection.json").read_text())
+    assert selection == {"metric": "valid_score", "value": 0.9, "step": 14}
+    assert (run / "best" / "weights.pt").is_file()
+    assert json.loads((run / "results.json").read_text())["best"] == selection
+    # the weights in best/ are those of step 14, not the final ones
+    assert not torch.equal(torch.load(run / "best" / "weights.pt")["linear.weight"],
+                           final_weights(run)["linear.weight"])
+
+
+def test_select_best_needs_a_metric_the_evaluation_has(tmp_path: Path) -> None:
+    with pytest.raises(VlkdError, match="select_best"):
+        train(config(tmp_path, "nobest", select_best="valid_accuracy"), job_factory())

@@ -36,7 +36,7 @@ from vlkd.engine.checkpoint import (
 )
 from vlkd.engine.metrics import MetricsLog
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
+from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 
 @dataclass
@@ -127,18 +127,33 @@ class Trainer:
         self.max_steps = config.max_steps or math.ceil(config.epochs * self.steps_per_epoch)
         warmup = int(config.warmup) if config.warmup >= 1 else round(config.warmup * self.max_steps)
 
+        self.eval_every = (max(1, round(config.eval_every_epochs * self.steps_per_epoch))
+                           if config.eval_every_epochs > 0 else config.eval_every)
         optimizer = _make_optimizer(self.job.module, config)
-        try:
-            self.scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=warmup,
-                                           num_training_steps=self.max_steps)
-        except ValueError as e:
-            raise VlkdError(f"config key 'schedule': {e}") from None
+        self.scheduler = self._make_scheduler(optimizer, warmup)
         # The scheduler is stepped by us, once per optimizer step: accelerate's wrapper would step it
         # once per process. The DataLoader is ours too: ShardedBatches already shards and resumes.
         self.module, self.optimizer = acc.prepare(self.job.module, optimizer)
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=acc.is_main_process)
         self.step = 0
         self.micro_step = 0
+
+    def _make_scheduler(self, optimizer: torch.optim.Optimizer, warmup: int) -> Any:
+        config = self.config
+        if config.schedule == "step":
+            # Step decay (the VideoQA reference halves the lr every 10 epochs), after a linear warmup.
+            every = max(1, round(config.decay_every_epochs * self.steps_per_epoch))
+            factor = config.decay_factor
+
+            def step_decay(step: int) -> float:
+                return min(1.0, (step + 1) / warmup if warmup else 1.0) * factor ** (step // every)
+
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, step_decay)
+        try:
+            return get_scheduler(config.schedule, optimizer, num_warmup_steps=warmup,
+                                 num_training_steps=self.max_steps)
+        except ValueError as e:
+            raise VlkdError(f"config key 'schedule': {e} (or step)") from None
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -203,7 +218,28 @@ class Trainer:
         if result:
             self.metrics.write({"step": self.step, **result})
             self._say(f"step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
+            self._keep_if_best(result)
         return result
+
+    def _best(self) -> dict[str, Any] | None:
+        path = self.out / "best" / "selection.json"
+        return read_json(path) if path.is_file() else None
+
+    def _keep_if_best(self, result: dict[str, float]) -> None:
+        """With `select_best`, write the model to best/ when this evaluation beats every earlier one."""
+        name = self.config.select_best
+        if not name:
+            return
+        if name not in result:
+            raise VlkdError(f"config key 'select_best': the evaluation has no metric {name!r} "
+                            f"(it has {', '.join(sorted(result))})")
+        best = self._best()
+        if self.accelerator.is_main_process and (best is None or result[name] > best["value"]):
+            with atomic_path(self.out / "best") as tmp:
+                self.job.save_final(self.accelerator.unwrap_model(self.module), tmp)
+                write_json_atomic(tmp / "selection.json", {"metric": name, "value": result[name], "step": self.step})
+            self._say(f"best {name} so far: {result[name]:.4g} at step {self.step} -> {self.out / 'best'}")
+        self.accelerator.wait_for_everyone()
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -266,7 +302,7 @@ class Trainer:
                 record = self._log_train(sums, interval_steps, tokens, time.perf_counter() - t0, grad_norm)
                 bar.set_postfix(loss=f"{record['loss']:.4g}")
                 sums, tokens, t0, interval_steps = {}, 0, time.perf_counter(), 0
-            if config.eval_every and self.step % config.eval_every == 0 and not last:
+            if self.eval_every and self.step % self.eval_every == 0 and not last:
                 self._log_eval()
             if self.step % config.save_every == 0 or last:
                 self._check_finite(sums)
@@ -313,7 +349,8 @@ class Trainer:
         if acc.is_main_process:
             with atomic_path(self.out / "final") as tmp:
                 self.job.save_final(acc.unwrap_model(self.module), tmp)
-            write_json_atomic(self.out / "results.json", {"step": self.step, **result})
+            best = {"best": self._best()} if self.config.select_best else {}
+            write_json_atomic(self.out / "results.json", {"step": self.step, **result, **best})
             self._say(f"done: {self.out / 'final'}")
         acc.wait_for_everyone()
 
