@@ -12,7 +12,6 @@ from vlkd.errors import VlkdError
 
 # Subcommands whose issue has not landed yet: name -> what they will do.
 PENDING = {
-    "prepare videoqa": "preprocess MSVD-QA / MSRVTT-QA questions",
     "evaluate videoqa": "VideoQA accuracy overall and per question type",
 }
 
@@ -76,6 +75,25 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k}: {v['samples']:,} samples from {len(v['videos']):,} videos"
                        for k, v in meta["splits"].items())
     print(f"{args.out}: {splits}; skipped {meta['videos_skipped'] or 'none'}")
+    return 0
+
+
+def cmd_prepare_videoqa(args: argparse.Namespace) -> int:
+    from vlkd.data.videoqa import prepare_videoqa
+
+    meta = prepare_videoqa(args.dataset, args.qa_dir, args.glove, args.out, mapping=args.mapping,
+                           answer_top=args.answer_top, features=args.features, overwrite=args.overwrite)
+    splits = meta["splits"]
+    dropped = sum(s["dropped_missing_video"] for s in splits.values())
+    if dropped:
+        videos = sum(len(s["missing_videos"]) for s in splits.values())
+        per_split = ", ".join(f"{k}: {s['dropped_missing_video']:,}" for k, s in splits.items())
+        print(f"vlkd: warning: dropped {dropped:,} questions of {videos:,} videos missing from {args.features} "
+              f"({per_split})", file=sys.stderr)
+    counts = ", ".join(f"{k} {s['questions']:,} questions ({s['oov_answers']:,} OOV answers)"
+                       for k, s in splits.items())
+    print(f"{args.out}: {counts}; question vocabulary {meta['question_vocab_size']:,} words "
+          f"(GloVe coverage {100 * meta['glove']['coverage']:.1f}%), {meta['num_answers']:,} answers")
     return 0
 
 
@@ -179,9 +197,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=384, help="feature steps per window (default 384)")
     p.add_argument("--valid-fraction", type=float, default=0.05, help="share of videos held out (default 0.05)")
     p.set_defaults(func=cmd_prepare_howto100m)
-    for name in ("videoqa",):
-        p = prep.add_parser(name, help=PENDING[f"prepare {name}"] + " (not yet available)")
-        p.set_defaults(func=_pending(f"prepare {name}"))
+    p = prep.add_parser("videoqa", help="preprocess MSVD-QA / MSRVTT-QA questions (vocabularies, labels, GloVe)",
+                        description="Read QA_DIR/{train,val,test}_qa.json (lists of {video_id|video_name, question, "
+                                    "answer, id?}), tokenize the questions (lower-case, final '?' dropped), build the "
+                                    "question vocabulary (<NULL>=0, <UNK>=1) and the top-k answer vocabulary from "
+                                    "train (an answer outside it is label 0 in train and 1 in val/test, so it never "
+                                    "counts as correct), and look up GloVe vectors. Writes OUT/vocab.json, "
+                                    "OUT/glove.npy (float32, vocabulary x D), OUT/{train,val,test}.jsonl (one "
+                                    "question per line: id, video_id, question, tokens, answer, label, type) and "
+                                    "OUT/meta.json (sizes, GloVe coverage, per-split counts). With --features, "
+                                    "questions whose video is not in the HCRN feature files are dropped and counted.")
+    p.add_argument("--dataset", required=True, choices=["msvd-qa", "msrvtt-qa"], help="which dataset")
+    p.add_argument("--qa-dir", required=True, help="folder holding train_qa.json, val_qa.json and test_qa.json")
+    p.add_argument("--mapping", default=None,
+                   help="MSVD-QA youtube_mapping.txt (lines `NAME vidN`) mapping video_name to the integer N")
+    p.add_argument("--glove", required=True,
+                   help="a glove.*.txt file (e.g. glove.840B.300d.txt, streamed) or bundled:glove-50d "
+                        "(GloVe 6B 50-d, offline)")
+    p.add_argument("--answer-top", type=int, default=4000, help="answers kept from train, most frequent first "
+                                                                 "(default 4000)")
+    p.add_argument("--features", default=None,
+                   help="HCRN feature folder (appearance_feat.h5, motion_feat.h5): drop questions whose video "
+                        "is not in both files")
+    p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.set_defaults(func=cmd_prepare_videoqa)
 
     p = sub.add_parser("train", help="train with a recipe chosen by the config's `task:`",
                        description="CONFIG is a YAML file or a preset name (e.g. mlm-tiny, mlm-small, mlm-base). "
