@@ -6,22 +6,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable
 
 from vlkd.errors import VlkdError
-
-# Subcommands whose issue has not landed yet: name -> what they will do.
-PENDING = {
-    "evaluate videoqa": "VideoQA accuracy overall and per question type",
-}
-
-
-def _pending(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        raise VlkdError(f"`vlkd {name}` ({PENDING[name]}) is not yet available in this version")
-
-    run.pending = True  # type: ignore[attr-defined]
-    return run
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -124,6 +110,13 @@ def cmd_evaluate_retrieval(args: argparse.Namespace) -> int:
 
     result = evaluate_retrieval(args.run, args.data, args.split, args.videos, args.queries, args.top, args.out)
     print(json.dumps(result))
+    return 0
+
+
+def cmd_evaluate_videoqa(args: argparse.Namespace) -> int:
+    from vlkd.eval.videoqa import evaluate_videoqa
+
+    print(json.dumps(evaluate_videoqa(args.run, args.split, args.data, args.features, args.out)))
     return 0
 
 
@@ -285,8 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="videos per caption in the grid (default 5)")
     p.add_argument("--out", help="output path without suffix (default RUN/retrieval)")
     p.set_defaults(func=cmd_evaluate_retrieval)
-    p = evaluate.add_parser("videoqa", help=PENDING["evaluate videoqa"] + " (not yet available)")
-    p.set_defaults(func=_pending("evaluate videoqa"))
+    p = evaluate.add_parser("videoqa", help="a VideoQA run's accuracy, overall and per question type",
+                            description="Score a `task: videoqa` run on a split (default test) with its best/ model "
+                                        "(chosen on val during training; final/ if it has none). Writes "
+                                        "OUT.json (accuracy, per-type accuracy) and OUT.predictions.jsonl (one line "
+                                        "per question). Answers outside the answer vocabulary count as wrong.")
+    p.add_argument("--run", required=True, help="run directory of `vlkd train` with task: videoqa")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score (default test)")
+    p.add_argument("--data", help="`vlkd prepare videoqa` output (default: the run's data.path)")
+    p.add_argument("--features", help="HCRN feature folder (default: the run's data.features)")
+    p.add_argument("--out", help="output path without suffix (default RUN/eval-SPLIT)")
+    p.set_defaults(func=cmd_evaluate_videoqa)
 
     p = sub.add_parser("report", help="markdown summary and PNG curves of a run directory",
                        description="Writes RUN_DIR/report.md and RUN_DIR/curves.png from RUN_DIR/metrics.jsonl.")
@@ -298,9 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args.func, "pending", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except VlkdError as e:

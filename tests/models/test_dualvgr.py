@@ -37,7 +37,7 @@ def test_graph_layers_are_distinct_modules_with_their_own_parameters():
     four = DualVGR(tiny(graph_layers=4), 50, 7)
     per_graph = sum(p.numel() for p in _graphs(one)[0].parameters())
     assert per_graph == 32 * 32 + 32 + 2 * 32  # projection + bias + a_src/a_dst (4 heads x 8)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     # 4 graph branches (common/specific x appearance/motion), 3 more layers each
     assert count(four) - count(one) == 4 * 3 * per_graph
     assert len(_graphs(four)) == 16 and len({id(g) for g in _graphs(four)}) == 16

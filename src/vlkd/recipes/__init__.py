@@ -14,6 +14,7 @@ RECIPES: dict[str, str] = {
     "mlm": "vlkd.recipes.mlm",
     "teacher": "vlkd.recipes.teacher",
     "finetune": "vlkd.recipes.finetune",
+    "videoqa": "vlkd.recipes.videoqa",
 }
 
 

@@ -1,0 +1,110 @@
+"""VideoQA scoring: overall and per-question-type accuracy, and `vlkd evaluate videoqa` on a finished run.
+
+An answer outside the answer vocabulary has an unknown label (0 in train, 1 in val/test) that never
+counts as correct: those questions stay in the denominator, as in the reference's reported numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from vlkd.config import from_dict
+from vlkd.data.hcrn_features import HCRNFeatures
+from vlkd.data.videoqa_batches import VideoQACollator, load_questions
+from vlkd.engine.trainer import load_run_config
+from vlkd.errors import VlkdError
+from vlkd.io import atomic_path, read_json, write_json_atomic
+from vlkd.models.dualvgr import DualVGR, DualVGRConfig
+
+UNKNOWN_LABELS = (0, 1)
+
+
+def save_dualvgr(model: DualVGR, path: Path, data_dir: Path) -> None:
+    """A model directory: weights, sizes, and the vocabulary it answers in."""
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    info = {"model": asdict(model.config), "vocab_size": model.question.embed.num_embeddings,
+            "num_answers": model.head.classifier[-1].out_features}
+    (path / "config.json").write_text(json.dumps(info, indent=2) + "\n")
+    (path / "vocab.json").write_bytes((data_dir / "vocab.json").read_bytes())
+
+
+def model_dir(run_or_model: str | Path) -> Path:
+    """A run's best/ (chosen on val) if it has one, else its final/; or a model directory itself."""
+    path = Path(run_or_model)
+    for candidate in (path / "best", path / "final", path):
+        if (candidate / "model.safetensors").is_file() and (candidate / "config.json").is_file():
+            return candidate
+    raise VlkdError("no DualVGR model here (expected best/ or final/ with model.safetensors and config.json)", path)
+
+
+def load_dualvgr(run_or_model: str | Path) -> tuple[DualVGR, Path]:
+    path = model_dir(run_or_model)
+    info = read_json(path / "config.json")
+    model = DualVGR(from_dict(DualVGRConfig, info["model"]), info["vocab_size"], info["num_answers"])
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval(), path
+
+
+@torch.no_grad()
+def predict(model: DualVGR, items: list[dict[str, Any]], collate: VideoQACollator, device: torch.device,
+            batch_size: int = 256) -> np.ndarray:
+    """Predicted answer index for every item, in order (model in eval mode)."""
+    preds = []
+    for k in range(0, len(items), batch_size):
+        batch = {key: v.to(device) for key, v in collate(items[k:k + batch_size]).items()}
+        out = model(batch["appearance"], batch["motion"], batch["question"], batch["question_len"])
+        preds.append(out.logits.argmax(-1).cpu())
+    return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+def accuracy(preds: np.ndarray, items: list[dict[str, Any]], prefix: str) -> dict[str, float]:
+    """`{prefix}accuracy` and `{prefix}acc_<type>` for each question type present."""
+    labels = np.array([it["label"] for it in items])
+    correct = (preds == labels) & ~np.isin(labels, UNKNOWN_LABELS)
+    result = {f"{prefix}accuracy": float(correct.mean()) if len(items) else 0.0}
+    types = np.array([it["type"] for it in items])
+    for t in sorted(set(types.tolist())):
+        result[f"{prefix}acc_{t}"] = float(correct[types == t].mean())
+    return result
+
+
+def evaluate_videoqa(run: str | Path, split: str = "test", data: str | None = None, features: str | None = None,
+                     out: str | Path | None = None, device: str | None = None) -> dict[str, Any]:
+    """Score a finished run (its best/ model) on a split; writes OUT.json (scores) and
+    OUT.predictions.jsonl (one line per question). Defaults: the run's data and features, OUT=RUN/eval-SPLIT."""
+    run = Path(run)
+    config = load_run_config(run)
+    data_dir = Path(data or config["data"]["path"])
+    store = HCRNFeatures(features or config["data"]["features"], config["data"]["appearance_file"],
+                         config["data"]["motion_file"])
+    model, path = load_dualvgr(run)
+    if read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
+        raise VlkdError(f"mismatched vocab: the model's vocabulary differs from {data_dir / 'vocab.json'}",
+                        path / "vocab.json")
+    if store.num_clips != model.config.num_clips:
+        raise VlkdError(f"features have {store.num_clips} clips per video, the model was trained on "
+                        f"{model.config.num_clips}", store.paths[0])
+    items = load_questions(data_dir, split, store)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    preds = predict(model.to(device), items, VideoQACollator(store, config["data"].get("drop_motion", False)), device)
+    answers = {i: a for a, i in read_json(data_dir / "vocab.json")["answer_token_to_idx"].items()}
+    selection = read_json(path / "selection.json") if (path / "selection.json").is_file() else None
+    result: dict[str, Any] = {"split": split, "questions": len(items), "model": str(path), "selected_on": selection,
+                              **accuracy(preds, items, "")}
+    out = Path(out) if out else run / f"eval-{split}"
+    with atomic_path(out.with_suffix(".predictions.jsonl")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for it, p in zip(items, preds.tolist()):
+                f.write(json.dumps({"id": it["id"], "video_id": it["video_id"], "question": it["question"],
+                                    "answer": it["answer"], "prediction": answers[p], "type": it["type"],
+                                    "correct": bool(p == it["label"] and it["label"] not in UNKNOWN_LABELS)}) + "\n")
+    write_json_atomic(out.with_suffix(".json"), result)
+    return result

@@ -1,0 +1,179 @@
+"""Multimodal KD for VideoQA on DualVGR (DESIGN sections 8-9).
+
+role teacher: CE + alpha L_com + beta L_dep (L_com, L_dep averaged over every unit x graph layer).
+role student with `teacher=RUN_DIR`: the same, plus feature KD from the frozen teacher's fused per-clip
+feature F to the student's appearance A and motion M clip features:
+kd.appearance_weight * feature_kl(F, A, t_a) + kd.motion_weight * feature_kl(F, M, t_m), and optional
+logit KD (kd.logit_weight * soft_kl, with T^2). A student without `teacher` trains alone (the no-KD baseline).
+
+Validation accuracy picks the model kept in best/ (`select_best: valid_accuracy`); the test split is
+scored once, afterwards, by `vlkd evaluate videoqa`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch import nn
+
+from vlkd.config import TrainConfig
+from vlkd.data.hcrn_features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
+from vlkd.data.videoqa import load_vocab
+from vlkd.data.videoqa_batches import VideoQACollator, load_questions
+from vlkd.engine import Job
+from vlkd.errors import VlkdError
+from vlkd.eval.videoqa import accuracy, load_dualvgr, predict, save_dualvgr
+from vlkd.io import read_json
+from vlkd.losses import dualvgr_consistency, feature_kl, hsic, soft_kl
+from vlkd.models.dualvgr import DualVGR, DualVGRConfig
+
+
+@dataclass
+class VideoQAData:
+    path: str = ""  # a `vlkd prepare videoqa` output directory
+    features: str = ""  # the folder of the HCRN-layout feature files
+    appearance_file: str = APPEARANCE_FILE
+    motion_file: str = MOTION_FILE
+    drop_motion: bool = False  # ablation: motion features replaced by their mean (train and evaluation)
+    eval_batch_size: int = 256
+
+
+@dataclass
+class RegularizerWeights:
+    alpha: float = 100.0  # L_com
+    beta: float = 1e-6  # L_dep
+
+
+@dataclass
+class KDConfig:
+    appearance_weight: float = 1.0
+    appearance_temperature: float = 1.0
+    motion_weight: float = 1.0
+    motion_temperature: float = 1.0
+    logit_weight: float = 0.0
+    logit_temperature: float = 1.0
+
+
+@dataclass
+class Config(TrainConfig):
+    task: str = "videoqa"
+    role: str = "teacher"  # teacher | student
+    teacher: str = ""  # student: the teacher's run directory (its best/, else final/); empty: no KD
+    model: DualVGRConfig = field(default_factory=DualVGRConfig)  # type: ignore[assignment]
+    data: VideoQAData = field(default_factory=VideoQAData)
+    loss: RegularizerWeights = field(default_factory=RegularizerWeights)
+    kd: KDConfig = field(default_factory=KDConfig)
+
+
+def _mean(values: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(values).mean()
+
+
+class VideoQATask(nn.Module):
+    def __init__(self, model: DualVGR, config: Config, teacher: DualVGR | None = None) -> None:
+        super().__init__()
+        self.model, self.config, self.teacher = model, config, teacher
+        if teacher is not None:
+            teacher.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> VideoQATask:
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # frozen: no dropout, BatchNorm running statistics kept
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = (batch["appearance"], batch["motion"], batch["question"], batch["question_len"])
+        out = self.model(*inputs)
+        ce = F.cross_entropy(out.logits.float(), batch["labels"])
+        com = _mean([dualvgr_consistency(a, m) for a, m in zip(out.common_a, out.common_m)])
+        dep = _mean([hsic(s, c) + hsic(sm, cm) for s, c, sm, cm in
+                     zip(out.specific_a, out.common_a, out.specific_m, out.common_m)])
+        weights = self.config.loss
+        loss = ce + weights.alpha * com + weights.beta * dep
+        losses = {"ce": ce, "l_com": com, "l_dep": dep,
+                  "accuracy": (out.logits.argmax(-1) == batch["labels"]).float().mean()}
+        if self.teacher is not None:
+            kd = self.config.kd
+            with torch.no_grad():
+                target = self.teacher(*inputs)
+            losses["kd_appearance"] = feature_kl(target.fused, out.appearance, kd.appearance_temperature)
+            losses["kd_motion"] = feature_kl(target.fused, out.motion, kd.motion_temperature)
+            loss = loss + kd.appearance_weight * losses["kd_appearance"] + kd.motion_weight * losses["kd_motion"]
+            if kd.logit_weight > 0:
+                losses["kd_logit"] = soft_kl(out.logits, target.logits, kd.logit_temperature)
+                loss = loss + kd.logit_weight * losses["kd_logit"]
+        return {"loss": loss, **losses}
+
+
+def _check_config(config: Config) -> None:
+    if config.role not in ("teacher", "student"):
+        raise VlkdError(f"config key 'role' must be teacher or student, got {config.role!r}")
+    if config.role == "teacher" and config.teacher:
+        raise VlkdError("config key 'teacher' is for role=student (a teacher run to distil from)")
+    for key in ("path", "features"):
+        if not getattr(config.data, key):
+            raise VlkdError(f"config key 'data.{key}' is required ("
+                            + ("a `vlkd prepare videoqa` output directory)" if key == "path" else
+                               "the folder of appearance_feat.h5 / motion_feat.h5)"))
+
+
+def _model_config(config: Config, features: HCRNFeatures, glove: np.ndarray, data_dir: Path) -> DualVGRConfig:
+    """The model's sizes, checked against (and completed from) the data."""
+    m = config.model
+    if features.num_clips != m.num_clips:
+        raise VlkdError(f"features have {features.num_clips} clips per video but the config says model.num_clips="
+                        f"{m.num_clips}", features.paths[0])
+    for key, found, path in (("appearance_dim", features.appearance_dim, features.paths[0]),
+                             ("motion_dim", features.motion_dim, features.paths[1])):
+        if getattr(m, key) not in (0, found):
+            raise VlkdError(f"features are {found}-d but the config says model.{key}={getattr(m, key)}", path)
+    if glove.shape[1] != m.word_dim:
+        raise VlkdError(f"GloVe vectors are {glove.shape[1]}-d but the config says model.word_dim={m.word_dim} "
+                        "(prepare with a GloVe file of that width, or set model.word_dim)", data_dir / "glove.npy")
+    return replace(m, appearance_dim=features.appearance_dim, motion_dim=features.motion_dim)
+
+
+def _load_teacher(config: Config, student: DualVGRConfig, data_dir: Path) -> DualVGR:
+    teacher, path = load_dualvgr(config.teacher)
+    if read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
+        raise VlkdError(f"mismatched vocab: the teacher was trained with another vocabulary than "
+                        f"{data_dir / 'vocab.json'}", path / "vocab.json")
+    t = teacher.config
+    if t.module_dim != student.module_dim or t.num_clips != student.num_clips:
+        raise VlkdError(f"teacher module_dim/num_clips {t.module_dim}/{t.num_clips} differ from the student's "
+                        f"{student.module_dim}/{student.num_clips} (feature KD compares per-clip features)",
+                        path / "config.json")
+    return teacher
+
+
+def build(config: Config) -> Job:
+    _check_config(config)
+    data_dir = Path(config.data.path)
+    meta, vocab = read_json(data_dir / "meta.json"), load_vocab(data_dir)
+    glove = np.load(data_dir / "glove.npy", allow_pickle=False)
+    features = HCRNFeatures(config.data.features, config.data.appearance_file, config.data.motion_file)
+    model_config = _model_config(config, features, glove, data_dir)
+    config.model = model_config  # saved with the run: the sizes it really has
+    train, valid = load_questions(data_dir, "train", features), load_questions(data_dir, "val", features)
+    model = DualVGR(model_config, len(vocab["question_token_to_idx"]), meta["num_answers"])
+    model.load_word_vectors(torch.from_numpy(glove))
+    teacher = _load_teacher(config, model_config, data_dir) if config.role == "student" and config.teacher else None
+    collate = VideoQACollator(features, config.data.drop_motion)
+
+    @torch.no_grad()
+    def evaluate(module: nn.Module, accelerator: Accelerator) -> dict[str, float]:
+        task: VideoQATask = accelerator.unwrap_model(module)
+        preds = predict(task.model, valid, collate, accelerator.device, config.data.eval_batch_size)
+        return accuracy(preds, valid, "valid_")
+
+    def save_final(module: nn.Module, path: Path) -> None:
+        save_dualvgr(module.model, path, data_dir)
+
+    return Job(module=VideoQATask(model, config, teacher), train_data=train, collate=collate,
+               save_final=save_final, evaluate=evaluate, count_tokens=lambda b: int(b["question_len"].sum()))
