@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,19 @@ def test_quickstart_builds_store_trains_and_reports(tmp_path: Path) -> None:
     assert "held-out caption -> video retrieval over" in text and "R@5 **" in text
     assert (tmp_path / "teacher" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "teacher" / "final" / "text" / "config.json").is_file()
+    # VideoQA: three models x 3 seeds + the motion ablation, each scored on test with its val-selected model
+    assert "## 5. VideoQA" in text and "| student (1 graph layer) + feature KD |" in text
+    runs = sorted(p.name for p in (tmp_path / "videoqa").iterdir())
+    assert runs == sorted([f"{m}-seed{s}" for m in ("teacher", "student-kd", "student") for s in (0, 1, 2)]
+                          + ["teacher-no-motion-seed0"])
+    for run in runs:
+        assert (tmp_path / "videoqa" / run / "best" / "selection.json").is_file()
+        assert json.loads((tmp_path / "videoqa" / run / "eval-test.json").read_text())["split"] == "test"
     # a second run resumes: nothing is retrained, the report is rewritten
     again = run_quickstart(tmp_path, overrides=short, world_videos=12)
     assert again.read_text() == text
 
 
-def test_videoqa_stage_not_available_yet(tmp_path: Path) -> None:
-    with pytest.raises(VlkdError, match="not yet available"):
-        run_quickstart(tmp_path, only="videoqa")
+def test_only_picks_one_method(tmp_path: Path) -> None:
+    with pytest.raises(VlkdError, match="--only"):
+        run_quickstart(tmp_path, only="everything")

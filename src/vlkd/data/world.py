@@ -284,6 +284,14 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
     return summary
 
 
+def ensure_world(out: str | os.PathLike, num_videos: int, seed: int = 0) -> Path:
+    """`out`, generated unless a complete world (its world.json) is already there."""
+    out = Path(out)
+    if not (out / "world.json").is_file():
+        build_world(out, num_videos, seed=seed)
+    return out
+
+
 def world_readme(num_videos: int, seed: int, splits: dict[str, list[int]], num_questions: int) -> str:
     sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     return f"""# Synthetic video world (vlkd prepare world --videos {num_videos} --seed {seed})

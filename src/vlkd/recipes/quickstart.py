@@ -6,6 +6,8 @@ Stages (each resumable: re-running continues where a kill stopped it):
 3. that model fine-tuned on `rt-polarity` (bundled Rotten Tomatoes snippets, `vlkd prepare bundled`);
 4. the video-language teacher on a generated synthetic world: world -> features -> samples -> training,
    with held-out caption -> video retrieval and its grounding grid;
+5. VideoQA on the same world: DualVGR teacher, distilled student, student alone, motion ablation
+   (`vlkd.recipes.quickstart_videoqa`);
 then OUT/report.md with every stage's numbers and curves.
 """
 
@@ -19,7 +21,7 @@ from vlkd.data.howto100m import prepare_howto100m
 from vlkd.data.prepare_bundled import RT_POLARITY, prepare_bundled
 from vlkd.data.token_store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
-from vlkd.data.world import build_world
+from vlkd.data.world import ensure_world
 from vlkd.engine.metrics import read_metrics
 from vlkd.engine.trainer import load_run_config
 from vlkd.errors import VlkdError
@@ -27,6 +29,7 @@ from vlkd.eval.grounding import evaluate_retrieval
 from vlkd.io import read_json, write_text_atomic
 from vlkd.recipes import run_training
 from vlkd.recipes.finetune import finetune_command
+from vlkd.recipes.quickstart_videoqa import videoqa_stage
 from vlkd.report import summarize_run
 from vlkd.video.extract import extract_features
 
@@ -111,9 +114,7 @@ def finetune_stage(out: Path, model: Path, overrides: list[str]) -> list[str]:
 
 def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEOS) -> list[str]:
     """Synthetic world -> features -> teacher samples -> teacher training -> retrieval; returns report lines."""
-    world = out / "world"
-    if not (world / "world.json").is_file():
-        build_world(world, num_videos, seed=WORLD_SEED)
+    world = ensure_world(out / "world", num_videos, seed=WORLD_SEED)
     features = out / "world-features"
     extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
     data = out / "world-teacher-data"
@@ -155,13 +156,15 @@ def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str
     e.g. to shorten the run in tests.
     """
     out = Path(out)
-    if only == "videoqa":
-        raise VlkdError("the VideoQA stage of the quickstart is not yet available (it arrives with the VideoQA "
-                        "issue); run `vlkd quickstart --only vidlankd`")
+    if only not in (None, "vidlankd", "videoqa"):
+        raise VlkdError(f"--only must be vidlankd or videoqa, got {only!r}")
     extra = list(overrides or [])
-    run_dir, text_lines = text_stage(out, extra)
-    lines = ["# vlkd quickstart", "", "Offline, on the CPU, from bundled real data.", "", *text_lines,
-             *finetune_stage(out, run_dir / "final", extra), *teacher_stage(out, extra, world_videos)]
+    lines = ["# vlkd quickstart", "", "Offline, on the CPU, from bundled real data.", ""]
+    if only in (None, "vidlankd"):
+        run_dir, text_lines = text_stage(out, extra)
+        lines += [*text_lines, *finetune_stage(out, run_dir / "final", extra), *teacher_stage(out, extra, world_videos)]
+    if only in (None, "videoqa"):
+        lines += videoqa_stage(out, extra, world_videos, world_seed=WORLD_SEED)
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines) + "\n")
     return report
