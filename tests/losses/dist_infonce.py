@@ -22,4 +22,5 @@ def worker(rank: int, world: int, out: str) -> None:
     loss = infonce(t, v, mask[rows], gather=True)
     loss.backward()
     torch.save({"loss": loss.detach(), "text_grad": t.grad, "video_grad": v.grad}, Path(out) / f"rank{rank}.pt")
+    dist.barrier()  # neither process tears gloo down while the other still talks to it (an abort at exit)
     dist.destroy_process_group()
