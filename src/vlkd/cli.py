@@ -89,7 +89,8 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     counts = extract_features(args.videos, args.out, layout=args.layout, appearance=args.appearance,
                               motion=args.motion, weights=args.weights, motion_weights=args.motion_weights,
                               num_clips=args.num_clips, appearance_size=args.appearance_size,
-                              motion_size=args.motion_size, workers=args.workers, device=args.device)
+                              motion_size=args.motion_size, workers=args.workers, device=args.device,
+                              mapping=args.mapping)
     failed = f", {counts['failed']} failed (see {args.out}/failed.txt)" if counts["failed"] else ""
     print(f"{args.out}: {counts['extracted']} extracted, {counts['skipped']} already done{failed}")
     return 0
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "or the bundled file for mobilenet_v2)")
     p.add_argument("--motion-weights", default=None, help="motion weights file (e.g. resnext-101-kinetics.pth)")
     p.add_argument("--num-clips", type=int, default=8, help="hcrn: clips per video (MSVD-QA 8, MSRVTT-QA 16)")
+    p.add_argument("--mapping", help="MSVD's youtube_mapping.txt (NAME vidN): name each video's features vidN, "
+                                     "so the HCRN ids are the N of the questions")
     p.add_argument("--appearance-size", type=int, default=None, help="appearance frame size (default: backbone's)")
     p.add_argument("--motion-size", type=int, default=None, help="motion frame size (default: backbone's)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")

@@ -102,6 +102,26 @@ def test_hcrn_layout(videos: Path, tmp_path: Path) -> None:
                          weights="random", workers=0, device="cpu", progress=False)
 
 
+def test_hcrn_ids_from_a_youtube_mapping(videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """MSVD's files are YouTube clip names; --mapping gives them the vidN ids the questions use."""
+    named = tmp_path / "named"
+    named.mkdir()
+    for i, name in ((0, "-4wsuPCjDBc_5_15"), (1, "abc_12_15")):  # same trailing number: the end second
+        (named / f"{name}.mp4").write_bytes((videos / f"video{i}.mp4").read_bytes())
+    mapping = tmp_path / "youtube_mapping.txt"
+    mapping.write_text("-4wsuPCjDBc_5_15 vid7\nabc_12_15 vid1203\n")
+    out = tmp_path / "m"
+    args = ["extract-features", "--videos", str(named), "--layout", "hcrn", "--num-clips", "2", *SMALL]
+    assert main([*args, "--out", str(out), "--mapping", str(mapping)]) == 0
+    with h5py.File(out / "motion_feat.h5") as f:
+        assert list(f["ids"][()]) == [7, 1203]
+    mapping.write_text("-4wsuPCjDBc_5_15 vid7\n")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "m2"), "--mapping", str(mapping)]) == 2
+    err = capsys.readouterr().err
+    assert "youtube_mapping.txt" in err and "abc_12_15.mp4" in err and not (tmp_path / "m2").exists()
+
+
 @pytest.mark.parametrize("layout", ["howto100m", "hcrn"])
 def test_kill_and_resume_gives_identical_outputs(videos: Path, tmp_path: Path, layout: str) -> None:
     args = ["--videos", str(videos), "--layout", layout, "--num-clips", "2", *SMALL]

@@ -89,6 +89,16 @@ def video_ids(paths: list[Path]) -> list[str]:
     return ids
 
 
+def _mapped_ids(ids: list[str], paths: list[Path], mapping: Path) -> list[str]:
+    from vlkd.data.videoqa import read_mapping
+
+    table = read_mapping(mapping)
+    missing = [p for vid, p in zip(ids, paths) if vid not in table]
+    if missing:
+        raise VlkdError(f"{len(missing)} video(s) are not in the mapping, e.g. {missing[0].name}", mapping)
+    return [f"vid{table[vid]}" for vid in ids]
+
+
 # ---------------------------------------------------------------- decoding side (DataLoader workers)
 
 def _chunks_hcrn(path: Path, plan: Plan) -> Iterator[tuple[str, np.ndarray]]:
@@ -254,8 +264,11 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                      appearance: str = "mobilenet_v2", motion: str = "flow", weights: str | None = None,
                      motion_weights: str | None = None, num_clips: int = 8, appearance_size: int | None = None,
                      motion_size: int | None = None, workers: int = 1, device: str | None = None,
-                     progress: bool = True) -> dict:
-    """Extract features of every video into `out`; returns counts {"done", "skipped", "failed"}."""
+                     progress: bool = True, mapping: str | os.PathLike | None = None) -> dict:
+    """Extract features of every video into `out`; returns counts {"done", "skipped", "failed"}.
+
+    `mapping` (MSVD's youtube_mapping.txt, lines `NAME vidN`) renames each video NAME.ext to vidN, so the
+    HCRN ids are the N the questions use (a YouTube clip name's trailing number is its end second)."""
     from tqdm import tqdm
 
     if layout not in ("howto100m", "hcrn"):
@@ -266,6 +279,8 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     paths = list_videos(videos)
     ids = video_ids(paths)
+    if mapping is not None:
+        ids = _mapped_ids(ids, paths, Path(mapping))
     app_model = load_backbone(appearance, weights, device)
     mot_model = load_backbone(motion, motion_weights, device)
     if app_model.spec.kind != "2d":
@@ -278,7 +293,8 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
             "appearance": {"dim": app_model.spec.dim, "weights": str(app_model.weights or "random"),
                            "normalisation": app_model.spec.normalisation()},
             "motion": {"dim": mot_model.spec.dim, "weights": str(mot_model.weights or "none"),
-                       "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
+                       "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes},
+            "mapping": None if mapping is None else str(mapping)}
     meta_path = out / "meta.json"
     if meta_path.exists():
         if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
