@@ -27,7 +27,7 @@ from vlkd.models.dualvgr import DualVGR, DualVGRConfig, GraphAttention
 from vlkd.recipes.videoqa import Config, VideoQATask
 
 B, N, D, FRAMES, APP_DIM, MOT_DIM, WORDS, ANSWERS = 32, 16, 768, 8, 256, 256, 12, 1000
-WARMUP, ROUNDS, STEPS_PER_ROUND = 1, 4, 2
+WARMUP, ROUNDS, STEPS_PER_ROUND = 2, 6, 3
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # fp32 on either
 
 
