@@ -167,3 +167,15 @@ def test_bad_input_is_one_line_exit_2(dataset, tmp_path: Path, capsys) -> None:
                                                  f"teacher={tmp_path / 'nothing'}")], "no DualVGR model")
     for run in "abcd":
         assert not (tmp_path / run / "final").exists()
+
+
+def test_resume_gives_the_same_weights(dataset, tmp_path: Path) -> None:
+    data, feats = dataset
+    short = ["epochs=0", "save_every=5", "eval_every_epochs=0", "eval_every=5"]
+    assert main(["train", "quickstart-videoqa", *overrides(data, feats, tmp_path / "whole", *short, "max_steps=10")]) == 0
+    assert main(["train", "quickstart-videoqa", *overrides(data, feats, tmp_path / "cut", *short, "max_steps=5")]) == 0
+    assert main(["train", "quickstart-videoqa", *overrides(data, feats, tmp_path / "cut", *short, "max_steps=10",
+                                                             "resume=true")]) == 0
+    whole, cut = load_dualvgr(tmp_path / "whole" / "final")[0], load_dualvgr(tmp_path / "cut" / "final")[0]
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, cut.state_dict()[key]), key
