@@ -152,6 +152,8 @@ def test_bad_input_is_one_line_exit_2(dataset, tmp_path: Path, capsys) -> None:
     base = ["train", "quickstart-videoqa"]
     _one_line_exit_2(capsys, [*base, *overrides(data, feats, tmp_path / "a", "model.num_clips=8")],
                      "appearance_feat.h5", "4 clips per video", "num_clips=8")
+    _one_line_exit_2(capsys, [*base, *overrides(data, feats, tmp_path / "a", "model.heads=5")],
+                     "model.module_dim", "divisible by model.heads (5)")
     _one_line_exit_2(capsys, [*base, *overrides(data, feats, tmp_path / "b", "model.word_dim=50")],
                      "glove.npy", "4-d", "word_dim=50")
     # a feature file without one of the videos the questions need

@@ -116,6 +116,13 @@ def _check_config(config: Config) -> None:
         raise VlkdError(f"config key 'role' must be teacher or student, got {config.role!r}")
     if config.role == "teacher" and config.teacher:
         raise VlkdError("config key 'teacher' is for role=student (a teacher run to distil from)")
+    m = config.model
+    for key in ("unit_layers", "graph_layers", "heads", "module_dim", "word_dim", "mfb_dim", "mfb_factor"):
+        if getattr(m, key) < 1:
+            raise VlkdError(f"config key 'model.{key}' must be at least 1, got {getattr(m, key)}")
+    if m.module_dim % 2 or m.module_dim % m.heads:
+        raise VlkdError(f"config key 'model.module_dim' ({m.module_dim}) must be even (two LSTM directions) and "
+                        f"divisible by model.heads ({m.heads})")
     for key in ("path", "features"):
         if not getattr(config.data, key):
             raise VlkdError(f"config key 'data.{key}' is required ("
