@@ -8,10 +8,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vlkd.losses.registry import register_loss
+from vlkd.losses.registry import full_precision, register_loss
 
 
 @register_loss("dualvgr_consistency")
+@full_precision
 def dualvgr_consistency(common_a: torch.Tensor, common_m: torch.Tensor) -> torch.Tensor:
     """L_com: the clip-by-clip similarity structure of the appearance and motion common features agree.
 
@@ -27,6 +28,7 @@ def dualvgr_consistency(common_a: torch.Tensor, common_m: torch.Tensor) -> torch
 
 
 @register_loss("hsic")
+@full_precision
 def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """L_dep: sum over the batch of tr(R K1 R K2), K1 = x_b x_b^T, K2 = y_b y_b^T, R = I - 11^T/N.
 
@@ -39,6 +41,7 @@ def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @register_loss("feature_kl")
+@full_precision
 def feature_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """sum over b, n of KL(softmax_D(F/t) || softmax_D(S/t)) / B, with no t^2 factor (as the reference).
 
