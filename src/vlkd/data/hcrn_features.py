@@ -21,14 +21,15 @@ APPEARANCE_FILE, MOTION_FILE = "appearance_feat.h5", "motion_feat.h5"
 APPEARANCE_DATASET, MOTION_DATASET = "resnet_features", "resnext_features"
 
 
-def _id_key(value: Any) -> int | str:
-    """Ids compare as ints when numeric (HCRN writes int64; JSON may hold "12"), else as strings."""
+def video_key(value: Any) -> int | str:
+    """How video ids compare: integers and strings of digits as ints (HCRN writes int64; JSON may hold
+    "12"), other strings (and bytes, decoded) as strings."""
     if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, (int, np.integer)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
     text = str(value)
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 class HCRNFeatures:
@@ -54,7 +55,7 @@ class HCRNFeatures:
                 raise VlkdError(f"'{dataset}' has shape {shape}; expected {ndim} dimensions with one row per id "
                                 f"({len(ids)} ids)", path)
             shapes.append(shape)
-            self.rows.append({_id_key(v): row for row, v in enumerate(ids)})
+            self.rows.append({video_key(v): row for row, v in enumerate(ids)})
         (_, n_app, self.frames, self.appearance_dim), (_, n_mot, self.motion_dim) = shapes
         if n_app != n_mot:
             raise VlkdError(f"appearance has {n_app} clips per video but {self.paths[1].name} has {n_mot}",
@@ -67,7 +68,7 @@ class HCRNFeatures:
         """The ids (in first-seen order, once each) absent from either file."""
         seen: dict[Any, None] = {}
         for vid in video_ids:
-            key = _id_key(vid)
+            key = video_key(vid)
             if key not in self.rows[0] or key not in self.rows[1]:
                 seen.setdefault(vid)
         return list(seen)
@@ -84,7 +85,7 @@ class HCRNFeatures:
         app_file, mot_file = self._open()
         out = []
         for f, dataset, rows in ((app_file, APPEARANCE_DATASET, self.rows[0]), (mot_file, MOTION_DATASET, self.rows[1])):
-            wanted = np.array([rows[_id_key(v)] for v in video_ids])
+            wanted = np.array([rows[video_key(v)] for v in video_ids])
             unique, inverse = np.unique(wanted, return_inverse=True)
             out.append(np.asarray(f[dataset][unique], dtype=np.float32)[inverse])
         return out[0], out[1]

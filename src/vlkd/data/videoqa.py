@@ -17,7 +17,8 @@ Processing:
 - question type: the first token if it is one of what/who/how/when/where/which, else ``other``.
 - GloVe rows for the question vocabulary (see `load_glove`); zeros for words not found and the specials.
 - with ``features``: questions whose video is absent from appearance_feat.h5 or motion_feat.h5 (HCRN
-  layout) are dropped and counted per split (ids compare as in training: "12" matches 12, see `video_key`).
+  layout, read with `HCRNFeatures`) are dropped and counted per split (ids compare as in training: "12"
+  matches 12, see `hcrn_features.video_key`).
 
 Output directory (JSON, JSONL and .npy only; written atomically, so a failure leaves nothing)::
 
@@ -43,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from vlkd.data.hcrn_features import HCRNFeatures
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
 
@@ -53,7 +55,6 @@ QUESTION_TYPES = ("what", "who", "how", "when", "where", "which", "other")
 NULL, UNK = "<NULL>", "<UNK>"
 UNK_TRAIN, UNK_EVAL = "<UNK0>", "<UNK1>"
 BUNDLED_GLOVE = {"glove-50d": ("glove_50d", "glove_50d_index")}
-FEATURE_FILES = (("appearance_feat.h5", "resnet_features"), ("motion_feat.h5", "resnext_features"))
 
 _TOKEN = re.compile(r"""
       \w+(?=n't\b)             # "do" of "don't", "is" of "isn't"
@@ -305,47 +306,6 @@ def _sorted_ids(ids: Collection[VideoId]) -> list[VideoId]:
     return sorted(ids, key=lambda v: (isinstance(v, str), v))
 
 
-def video_key(value: Any) -> VideoId:
-    """How video ids are compared with feature ids: integers, and strings of digits, as ints ("12" == 12);
-    other strings (and bytes, decoded) as strings."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    text = str(value)
-    return int(text) if text.isascii() and text.isdigit() else text
-
-
-def feature_video_ids(features: str | os.PathLike) -> set[VideoId]:
-    """The keys (`video_key`) of the video ids present in both HCRN-layout feature files
-    (appearance_feat.h5, motion_feat.h5)."""
-    import h5py
-
-    folder = Path(features)
-    if not folder.is_dir():
-        raise VlkdError("features folder not found", folder)
-    present: set[VideoId] | None = None
-    for name, dataset in FEATURE_FILES:
-        path = folder / name
-        if not path.is_file():
-            raise VlkdError("not found (expected HCRN layout: appearance_feat.h5 and motion_feat.h5, as written "
-                            "by `vlkd extract-features --layout hcrn`)", path)
-        try:
-            with h5py.File(path, "r") as f:
-                for key in ("ids", dataset):
-                    if key not in f:
-                        raise VlkdError(f"has no dataset {key!r} (expected {dataset!r} and 'ids')", path)
-                ids, rows = f["ids"][()], f[dataset].shape[0]
-        except OSError as e:
-            raise VlkdError(f"not a readable HDF5 file ({str(e).splitlines()[0][:120]})", path) from None
-        if np.ndim(ids) != 1 or len(ids) != rows:
-            raise VlkdError(f"'ids' has shape {np.shape(ids)} but {dataset!r} has {rows} videos", path)
-        keys = {video_key(v) for v in ids.tolist()}
-        present = keys if present is None else present & keys
-    assert present is not None
-    return present
-
-
 # ---------------------------------------------------------------- the whole preparation
 
 
@@ -386,19 +346,18 @@ def prepare_videoqa(
                                                             answer_top)
     answer_vocab = {w: i for i, w in enumerate(answer_words)}
     matrix, found = load_glove(glove, question_words, progress=progress)
-    present = feature_video_ids(features) if features is not None else None
+    store = HCRNFeatures(features) if features is not None else None
 
     split_meta: dict[str, dict[str, Any]] = {}
     lines: dict[str, list[str]] = {}
     for split, records in splits.items():
         unknown = answer_vocab[UNK_TRAIN if split == "train" else UNK_EVAL]
-        missing = set() if present is None else {r["video_id"] for r in records
-                                                 if video_key(r["video_id"]) not in present}
+        missing = set() if store is None else set(store.missing(r["video_id"] for r in records))
         kept = [r for r in records if r["video_id"] not in missing]
         if records and not kept:
             raise VlkdError(f"none of the {len(records)} {split} questions' videos are in the feature files "
                             f"(question video ids: {_sorted_ids(missing)[:3]}; feature ids: "
-                            f"{_sorted_ids(present or ())[:3]})", features)
+                            f"{_sorted_ids(store.rows[0] if store else ())[:3]})", features)
         rows = []
         for r in kept:
             rows.append({"id": r["id"], "video_id": r["video_id"], "question": r["question"],
