@@ -181,3 +181,19 @@ def test_resume_gives_the_same_weights(dataset, tmp_path: Path) -> None:
     whole, cut = load_dualvgr(tmp_path / "whole" / "final")[0], load_dualvgr(tmp_path / "cut" / "final")[0]
     for key, value in whole.state_dict().items():
         assert torch.equal(value, cut.state_dict()[key]), key
+
+
+def test_a_teacher_with_another_vocabulary_is_refused(teacher: Path, dataset, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    data, feats = dataset
+    other = tmp_path / "other-data"
+    shutil.copytree(data, other)
+    vocab = json.loads((other / "vocab.json").read_text())
+    answers = vocab["answer_token_to_idx"]
+    answers["red"], answers["green"] = answers["green"], answers["red"]  # same words, other labels
+    (other / "vocab.json").write_text(json.dumps(vocab))
+    _one_line_exit_2(capsys, ["train", "quickstart-videoqa", *overrides(other, feats, tmp_path / "s", "role=student",
+                                                                        f"teacher={teacher}")],
+                     "mismatched vocab", "vocab.json")
+    _one_line_exit_2(capsys, ["evaluate", "videoqa", "--run", str(teacher), "--data", str(other)], "mismatched vocab")

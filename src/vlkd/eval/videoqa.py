@@ -45,8 +45,13 @@ def model_dir(run_or_model: str | Path) -> Path:
     raise VlkdError("no DualVGR model here (expected best/ or final/ with model.safetensors and config.json)", path)
 
 
-def load_dualvgr(run_or_model: str | Path) -> tuple[DualVGR, Path]:
+def load_dualvgr(run_or_model: str | Path, data_dir: Path | None = None) -> tuple[DualVGR, Path]:
+    """The model (eval mode) and the directory it came from; with `data_dir` (a `prepare videoqa` output),
+    the model must answer in that data's vocabulary."""
     path = model_dir(run_or_model)
+    if data_dir is not None and read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
+        raise VlkdError(f"mismatched vocab: the model was trained with another vocabulary than "
+                        f"{data_dir / 'vocab.json'}", path / "vocab.json")
     info = read_json(path / "config.json")
     model = DualVGR(from_dict(DualVGRConfig, info["model"]), info["vocab_size"], info["num_answers"])
     model.load_state_dict(load_file(str(path / "model.safetensors")))
@@ -85,10 +90,7 @@ def evaluate_videoqa(run: str | Path, split: str = "test", data: str | None = No
     data_dir = Path(data or config["data"]["path"])
     store = HCRNFeatures(features or config["data"]["features"], config["data"]["appearance_file"],
                          config["data"]["motion_file"])
-    model, path = load_dualvgr(run)
-    if read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
-        raise VlkdError(f"mismatched vocab: the model's vocabulary differs from {data_dir / 'vocab.json'}",
-                        path / "vocab.json")
+    model, path = load_dualvgr(run, data_dir)
     if store.num_clips != model.config.num_clips:
         raise VlkdError(f"features have {store.num_clips} clips per video, the model was trained on "
                         f"{model.config.num_clips}", store.paths[0])

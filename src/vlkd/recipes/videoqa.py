@@ -147,10 +147,7 @@ def _model_config(config: Config, features: HCRNFeatures, glove: np.ndarray, dat
 
 
 def _load_teacher(config: Config, student: DualVGRConfig, data_dir: Path) -> DualVGR:
-    teacher, path = load_dualvgr(config.teacher)
-    if read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
-        raise VlkdError(f"mismatched vocab: the teacher was trained with another vocabulary than "
-                        f"{data_dir / 'vocab.json'}", path / "vocab.json")
+    teacher, path = load_dualvgr(config.teacher, data_dir)
     t = teacher.config
     if t.module_dim != student.module_dim or t.num_clips != student.num_clips:
         raise VlkdError(f"teacher module_dim/num_clips {t.module_dim}/{t.num_clips} differ from the student's "
