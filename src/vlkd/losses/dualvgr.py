@@ -24,7 +24,7 @@ def dualvgr_consistency(common_a: torch.Tensor, common_m: torch.Tensor) -> torch
         x = F.normalize(x - x.mean(1, keepdim=True), dim=-1)
         return x @ x.transpose(1, 2)
 
-    return (gram(common_a.float()) - gram(common_m.float())).pow(2).mean()
+    return (gram(common_a) - gram(common_m)).pow(2).mean()
 
 
 @register_loss("hsic")
@@ -35,8 +35,8 @@ def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     With R idempotent this equals sum_b <Xc Xc^T, Yc Yc^T> for clip-centred Xc, Yc, computed with
     batched (N, N) Gram matrices.
     """
-    xc = x.float() - x.float().mean(1, keepdim=True)
-    yc = y.float() - y.float().mean(1, keepdim=True)
+    xc = x - x.mean(1, keepdim=True)
+    yc = y - y.mean(1, keepdim=True)
     return ((xc @ xc.transpose(1, 2)) * (yc @ yc.transpose(1, 2))).sum()
 
 
@@ -47,6 +47,6 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float 
 
     teacher: the teacher's fused per-clip feature F; student: one of the student's per-clip features.
     """
-    log_p = F.log_softmax(teacher.float() / temperature, dim=-1)
-    log_q = F.log_softmax(student.float() / temperature, dim=-1)
+    log_p = F.log_softmax(teacher / temperature, dim=-1)
+    log_q = F.log_softmax(student / temperature, dim=-1)
     return F.kl_div(log_q, log_p, log_target=True, reduction="sum") / teacher.shape[0]

@@ -14,8 +14,8 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     """Classic logit KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), summed over the last dim and
     averaged over all leading positions. Logits (..., V) share the vocabulary / label set."""
     v = student_logits.shape[-1]
-    log_q = F.log_softmax(student_logits.float().reshape(-1, v) / temperature, dim=-1)
-    log_p = F.log_softmax(teacher_logits.float().reshape(-1, v) / temperature, dim=-1)
+    log_q = F.log_softmax(student_logits.reshape(-1, v) / temperature, dim=-1)
+    log_p = F.log_softmax(teacher_logits.reshape(-1, v) / temperature, dim=-1)
     return temperature**2 * F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
 
 
@@ -30,7 +30,7 @@ def nst(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None 
     mean_ab k(s_a, s_b) + mean_ab k(t_a, t_b) - 2 mean_ab k(s_a, t_b); mean over the batch. The reference
     drops the teacher-teacher constant (same gradient, different value); we keep it.
     """
-    s, t = student.float(), teacher.float()
+    s, t = student, teacher
     if mask is not None:
         m = mask.to(s.dtype).unsqueeze(-1)
         s, t = s * m, t * m
