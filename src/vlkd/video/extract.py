@@ -293,8 +293,9 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
             "appearance": {"dim": app_model.spec.dim, "weights": str(app_model.weights or "random"),
                            "normalisation": app_model.spec.normalisation()},
             "motion": {"dim": mot_model.spec.dim, "weights": str(mot_model.weights or "none"),
-                       "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes},
-            "mapping": None if mapping is None else str(mapping)}
+                       "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
+    if mapping is not None:  # only then: an output written before --mapping existed still resumes
+        meta["mapping"] = str(mapping)
     meta_path = out / "meta.json"
     if meta_path.exists():
         if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
