@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from vlkd.data.world import DIRECTIONS, build_world
+from vlkd.data.world.generate import DIRECTIONS, build_world
 from vlkd.video.extract import extract_features
 
 CHANCE = 0.25

@@ -37,7 +37,7 @@ def log(msg: str) -> None:
 def make_corpus(path: Path, min_bytes: int) -> None:
     """Write the bundled Wikipedia extracts, one per line, repeated; stop at the first line end past min_bytes."""
     from vlkd.data.bundled import bundled_path
-    from vlkd.data.text_sources import TextSource
+    from vlkd.data.text.sources import TextSource
 
     text = "".join(" ".join(t.split()) + "\n" for t in TextSource(bundled_path("wikipedia"))).encode("utf-8")
     written = 0
@@ -50,7 +50,7 @@ def make_corpus(path: Path, min_bytes: int) -> None:
 
 def child_build(corpus: str, out: str) -> None:
     """Run one build (in a child process) and print its token count and seconds as JSON."""
-    from vlkd.data.token_store import build_token_store
+    from vlkd.data.text.store import build_token_store
 
     start = time.perf_counter()
     meta = build_token_store([corpus], TOKENIZER, out, block_size=BLOCK_SIZE, progress=False)
@@ -84,7 +84,7 @@ def reference_throughput(corpus: Path, store_dir: Path) -> float:
     """
     import numpy as np
 
-    from vlkd.data.token_store import TokenStore
+    from vlkd.data.text.store import TokenStore
     from vlkd.data.tokenizer import load_tokenizer
 
     tok = load_tokenizer(TOKENIZER)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vlkd.data.bundled import bundled_path
-from vlkd.data.token_store import build_token_store
+from vlkd.data.text.store import build_token_store
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -19,7 +19,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_text(args: argparse.Namespace) -> int:
-    from vlkd.data.token_store import build_token_store
+    from vlkd.data.text.store import build_token_store
 
     meta = build_token_store(args.input, args.tokenizer, args.out, block_size=args.block_size, fmt=args.format,
                              min_words=args.min_words, overwrite=args.overwrite)
@@ -29,7 +29,7 @@ def cmd_prepare_text(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_world(args: argparse.Namespace) -> int:
-    from vlkd.data.world import build_world
+    from vlkd.data.world.generate import build_world
 
     summary = build_world(args.out, args.videos, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
     print(f"{args.out}: {summary['num_videos']} videos, {summary['num_questions']} questions")
@@ -37,7 +37,7 @@ def cmd_prepare_world(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_bundled(args: argparse.Namespace) -> int:
-    from vlkd.data.prepare_bundled import prepare_bundled
+    from vlkd.data.tasks.bundled import prepare_bundled
 
     for task, counts in prepare_bundled(args.out).items():
         print(f"{args.out}/{task}: " + ", ".join(f"{n:,} {split}" for split, n in counts.items()))
@@ -53,7 +53,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
-    from vlkd.data.howto100m import prepare_howto100m
+    from vlkd.data.teacher.howto100m import prepare_howto100m
 
     meta = prepare_howto100m(args.captions, args.features, args.out, args.tokenizer, feature_2d=args.feature_2d,
                              feature_3d=args.feature_3d, word_budget=args.word_budget, max_tokens=args.max_tokens,
@@ -65,7 +65,7 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_videoqa(args: argparse.Namespace) -> int:
-    from vlkd.data.videoqa import prepare_videoqa
+    from vlkd.data.videoqa.prepare import prepare_videoqa
 
     meta = prepare_videoqa(args.dataset, args.qa_dir, args.glove, args.out, mapping=args.mapping,
                            answer_top=args.answer_top, features=args.features, overwrite=args.overwrite)

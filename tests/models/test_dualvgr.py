@@ -124,9 +124,10 @@ def test_a_few_steps_lower_the_loss_and_reach_every_parameter():
         opt.zero_grad()
         (loss + regularisers).backward()
         if step == 0:
-            silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-            # a bias before a softmax cannot change it
-            assert silent == ["units.0.query_attention.score.bias"], silent
+            # a bias before a softmax cannot change it: its gradient is zero up to rounding (exactly zero on
+            # some CPUs, ~1e-9 on others)
+            silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 1e-6]
+            assert silent == ["units.0.query_attention.score.bias", "pool.score.bias"], silent
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]

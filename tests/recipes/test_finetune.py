@@ -16,7 +16,7 @@ from transformers import BertConfig, BertModel
 
 from vlkd.cli import main
 from vlkd.data.bundled import bundled_path
-from vlkd.data.glue import NLI3
+from vlkd.data.tasks.glue import NLI3
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "finetune"
 SHORT = ["max_steps=2", "batch_size=4", "log_every=1", "progress=false", "data.eval_batch_size=3"]
@@ -211,7 +211,7 @@ def test_two_processes_evaluate_every_dev_example_once(tiny_model: Path, tmp_pat
 
 def test_bundled_offline_tasks(tiny_model: Path, tmp_path: Path) -> None:
     """`vlkd prepare bundled` output runs like a GLUE task (rt-polarity is also run by the quickstart test)."""
-    from vlkd.data.prepare_bundled import WIKI_TOPICS
+    from vlkd.data.tasks.bundled import WIKI_TOPICS
 
     assert main(["prepare", "bundled", "--out", str(tmp_path / "bundled")]) == 0
     out = tmp_path / "wiki"

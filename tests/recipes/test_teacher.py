@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
 from tests.conftest import run_cli
-from vlkd.data.howto100m import prepare_howto100m
+from vlkd.data.teacher.howto100m import prepare_howto100m
 
 OBJECTS = ["onion", "carrot", "bread", "egg", "cheese", "apple", "rice", "fish"]
 

@@ -19,7 +19,7 @@ import torchvision
 
 from tests.video.test_decode import write_video
 from vlkd.cli import main
-from vlkd.data.world import build_world
+from vlkd.data.world.generate import build_world
 from vlkd.errors import VlkdError
 from vlkd.video.backbones import SPECS, load_backbone
 from vlkd.video.extract import extract_features

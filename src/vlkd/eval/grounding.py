@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-from vlkd.data.howto100m import TeacherSamples  # noqa: E402
+from vlkd.data.teacher.howto100m import TeacherSamples  # noqa: E402
 from vlkd.errors import VlkdError  # noqa: E402
 from vlkd.eval.retrieval import retrieval_metrics  # noqa: E402
 from vlkd.io import atomic_path, write_json_atomic  # noqa: E402

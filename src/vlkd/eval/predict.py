@@ -9,7 +9,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
-from vlkd.data.features import PadCollate
+from vlkd.data.tasks.encode import PadCollate
 
 
 @torch.no_grad()

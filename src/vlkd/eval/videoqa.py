@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlkd.config import from_dict
-from vlkd.data.hcrn_features import HCRNFeatures
-from vlkd.data.videoqa_batches import VideoQACollator, load_questions
+from vlkd.data.videoqa.features import HCRNFeatures
+from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.engine.trainer import load_run_config
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic

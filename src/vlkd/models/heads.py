@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 from transformers import (AutoModelForMultipleChoice, AutoModelForQuestionAnswering,
                           AutoModelForSequenceClassification, PreTrainedModel)
 
-from vlkd.data.tasks import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
+from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
 from vlkd.errors import VlkdError
 
 INPUTS = ("input_ids", "token_type_ids", "attention_mask")

@@ -26,11 +26,11 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from vlkd.config import TrainConfig, apply_overrides, from_dict, validate
-from vlkd.data.features import PadCollate, encode_choices, encode_pairs
-from vlkd.data.glue import AX_FILE, AX_PREDICTIONS, NLI3, read_ax
-from vlkd.data.qa import Windows, encode_windows, extract_answers
-from vlkd.data.task_registry import get_task
-from vlkd.data.tasks import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
+from vlkd.data.tasks.encode import PadCollate, encode_choices, encode_pairs
+from vlkd.data.tasks.glue import AX_FILE, AX_PREDICTIONS, NLI3, read_ax
+from vlkd.data.tasks.squad import Windows, encode_windows, extract_answers
+from vlkd.data.tasks.registry import get_task
+from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.engine import Job, train
 from vlkd.errors import VlkdError

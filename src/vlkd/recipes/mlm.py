@@ -15,7 +15,7 @@ from torch.utils.data import Subset
 from transformers import BertForMaskedLM
 
 from vlkd.config import TrainConfig
-from vlkd.data.token_store import TokenStore
+from vlkd.data.text.store import TokenStore
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.losses import mask_tokens, mlm

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from vlkd.config import load_config
 from vlkd.data.bundled import bundled_path
-from vlkd.data.howto100m import prepare_howto100m
-from vlkd.data.prepare_bundled import RT_POLARITY, prepare_bundled
-from vlkd.data.token_store import TokenStore, build_token_store
+from vlkd.data.teacher.howto100m import prepare_howto100m
+from vlkd.data.tasks.bundled import RT_POLARITY, prepare_bundled
+from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
-from vlkd.data.world import ensure_world
+from vlkd.data.world.generate import ensure_world
 from vlkd.engine.metrics import read_metrics
 from vlkd.engine.trainer import load_run_config
 from vlkd.errors import VlkdError

@@ -15,8 +15,8 @@ from pathlib import Path
 from statistics import mean, stdev
 
 from vlkd.config import load_config
-from vlkd.data.videoqa import load_split, prepare_videoqa
-from vlkd.data.world import ensure_world
+from vlkd.data.videoqa.prepare import load_split, prepare_videoqa
+from vlkd.data.world.generate import ensure_world
 from vlkd.eval.videoqa import evaluate_videoqa
 from vlkd.io import read_json
 from vlkd.recipes import run_training

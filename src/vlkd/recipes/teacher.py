@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vlkd.config import TrainConfig
-from vlkd.data.howto100m import TeacherSamples
+from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.engine import Job
 from vlkd.engine.batches import seeded_generator
 from vlkd.errors import VlkdError

@@ -22,9 +22,9 @@ from accelerate import Accelerator
 from torch import nn
 
 from vlkd.config import TrainConfig
-from vlkd.data.hcrn_features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
-from vlkd.data.videoqa import load_vocab
-from vlkd.data.videoqa_batches import VideoQACollator, load_questions
+from vlkd.data.videoqa.features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
+from vlkd.data.videoqa.prepare import load_vocab
+from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.eval.videoqa import accuracy, load_dualvgr, predict, save_dualvgr

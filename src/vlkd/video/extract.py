@@ -90,7 +90,7 @@ def video_ids(paths: list[Path]) -> list[str]:
 
 
 def _mapped_ids(ids: list[str], paths: list[Path], mapping: Path) -> list[str]:
-    from vlkd.data.videoqa import read_mapping
+    from vlkd.data.videoqa.prepare import read_mapping
 
     table = read_mapping(mapping)
     missing = [p for vid, p in zip(ids, paths) if vid not in table]

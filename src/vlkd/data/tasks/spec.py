@@ -3,7 +3,7 @@
 A `TaskSpec` says how to read each split of a task's official files, what the model predicts
 (classes, a score, one of several choices, or an answer span), which metrics are official, and
 which files the test predictions go to. Readers live next to their formats (glue.py, choice.py,
-tracie.py, qa.py); the registry `TASKS` is assembled in `vlkd.data.task_registry`.
+tracie.py, qa.py); the registry `TASKS` is assembled in `vlkd.data.tasks.registry`.
 """
 
 from __future__ import annotations

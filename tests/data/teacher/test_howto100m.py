@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlkd.data.howto100m import TeacherSamples, caption_windows, prepare_howto100m, read_captions, window_steps
+from vlkd.data.teacher.howto100m import TeacherSamples, caption_windows, prepare_howto100m, read_captions, window_steps
 from vlkd.errors import VlkdError
 
 CAPTIONS = {

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from vlkd.data.tasks import CLASSIFY, REGRESS, PairExample, TaskSpec, label_index
-from vlkd.data.tsv import read_tsv
+from vlkd.data.tasks.spec import CLASSIFY, REGRESS, PairExample, TaskSpec, label_index
+from vlkd.data.tasks.tsv import read_tsv
 from vlkd.errors import VlkdError
 
 

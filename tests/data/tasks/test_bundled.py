@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from vlkd.cli import main
-from vlkd.data.prepare_bundled import RT_LABELS, WIKI_TOPICS, split_of
+from vlkd.data.tasks.bundled import RT_LABELS, WIKI_TOPICS, split_of
 
 
 def rows(path: Path) -> list[list[str]]:

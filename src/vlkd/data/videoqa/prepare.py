@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from vlkd.data.hcrn_features import HCRNFeatures
+from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vlkd.cli import main
-from vlkd.data.world import DIRECTIONS, DURATION, FPS, SIZE, build_world, render_scene, sample_scene
-from vlkd.data.world_render import COLORS
+from vlkd.data.world.generate import DIRECTIONS, DURATION, FPS, SIZE, build_world, render_scene, sample_scene
+from vlkd.data.world.render import COLORS
 from vlkd.video.decode import probe
 
 

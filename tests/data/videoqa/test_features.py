@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vlkd.data.hcrn_features import HCRNFeatures
+from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.errors import VlkdError
 
 

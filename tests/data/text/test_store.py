@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vlkd.data.bundled import bundled_path
-from vlkd.data.text_sources import TextSource
-from vlkd.data.token_store import TokenStore, build_token_store, fast_encoder
+from vlkd.data.text.sources import TextSource
+from vlkd.data.text.store import TokenStore, build_token_store, fast_encoder
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vlkd.data.bundled import bundled_path
-from vlkd.data.text_sources import TextSource, has_min_words, is_wikitext_heading, resolve_format
+from vlkd.data.text.sources import TextSource, has_min_words, is_wikitext_heading, resolve_format
 from vlkd.errors import VlkdError
 
 WIKITEXT = (

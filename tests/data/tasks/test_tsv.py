@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vlkd.data.choice import read_piqa
-from vlkd.data.tracie import read_tracie
-from vlkd.data.tsv import text_lines
+from vlkd.data.tasks.choice import read_piqa
+from vlkd.data.tasks.tracie import read_tracie
+from vlkd.data.tasks.tsv import text_lines
 from vlkd.errors import VlkdError
 
 

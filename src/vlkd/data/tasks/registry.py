@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from vlkd.data.choice import PIQA, SWAG
-from vlkd.data.glue import GLUE_TASKS
-from vlkd.data.prepare_bundled import RT_POLARITY, WIKI_TOPIC
-from vlkd.data.qa import SQUAD1, SQUAD2
-from vlkd.data.tasks import TaskSpec
-from vlkd.data.tracie import TRACIE
+from vlkd.data.tasks.choice import PIQA, SWAG
+from vlkd.data.tasks.glue import GLUE_TASKS
+from vlkd.data.tasks.bundled import RT_POLARITY, WIKI_TOPIC
+from vlkd.data.tasks.squad import SQUAD1, SQUAD2
+from vlkd.data.tasks.spec import TaskSpec
+from vlkd.data.tasks.tracie import TRACIE
 from vlkd.errors import VlkdError
 
 TASKS: dict[str, TaskSpec] = {**GLUE_TASKS, "squad1": SQUAD1, "squad2": SQUAD2, "swag": SWAG, "piqa": PIQA,

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlkd.data.hcrn_features import HCRNFeatures
-from vlkd.data.videoqa import load_split
+from vlkd.data.videoqa.features import HCRNFeatures
+from vlkd.data.videoqa.prepare import load_split
 from vlkd.errors import VlkdError
 
 

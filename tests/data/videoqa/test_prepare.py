@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vlkd.cli import main
-from vlkd.data.videoqa import (
+from vlkd.data.videoqa.prepare import (
     load_glove,
     load_split,
     load_vocab,
@@ -21,7 +21,7 @@ from vlkd.data.videoqa import (
 )
 from vlkd.errors import VlkdError
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "videoqa" / "msvd"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "videoqa" / "msvd"
 
 # Train questions, tokenized: is x6; dog, the, what x3; a, chasing, doing, man, who x2; the rest once.
 QUESTION_VOCAB = ["<NULL>", "<UNK>", "is", "dog", "the", "what", "a", "chasing", "doing", "man", "who",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlkd.data.tasks import CLASSIFY, PairExample, TaskSpec, label_index
-from vlkd.data.tsv import text_lines
+from vlkd.data.tasks.spec import CLASSIFY, PairExample, TaskSpec, label_index
+from vlkd.data.tasks.tsv import text_lines
 from vlkd.errors import VlkdError
 
 LABELS = ("negative", "positive")

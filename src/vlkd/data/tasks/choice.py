@@ -12,8 +12,8 @@ import csv
 import json
 from pathlib import Path
 
-from vlkd.data.tasks import CHOICE, ChoiceExample, TaskSpec
-from vlkd.data.tsv import text_lines
+from vlkd.data.tasks.spec import CHOICE, ChoiceExample, TaskSpec
+from vlkd.data.tasks.tsv import text_lines
 from vlkd.errors import VlkdError
 
 SWAG_FILES = {"train": "train.csv", "dev": "val.csv", "test": "test.csv"}

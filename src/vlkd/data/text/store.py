@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.text_sources import DEFAULT_CHUNK_BYTES, TextSource
+from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from vlkd.data.bundled import RESOURCES, bundled_path
-from vlkd.data.glue import bundled_task
+from vlkd.data.tasks.glue import bundled_task
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlkd.data.world_render import COLORS, SHAPES, Pose, encode_mp4, render_frame
+from vlkd.data.world.render import COLORS, SHAPES, Pose, encode_mp4, render_frame
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.tasks import SPAN, TaskSpec
+from vlkd.data.tasks.spec import SPAN, TaskSpec
 from vlkd.errors import VlkdError
 from vlkd.io import read_json
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.tasks import ChoiceExample, PairExample
+from vlkd.data.tasks.spec import ChoiceExample, PairExample
 
 Item = dict[str, Any]
 

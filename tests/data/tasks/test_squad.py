@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlkd.data.qa import QAExample, encode_windows, extract_answers
+from vlkd.data.tasks.squad import QAExample, encode_windows, extract_answers
 from vlkd.data.tokenizer import load_tokenizer
 
 CONTEXT = ("Ada Lovelace was born in London in 1815. She wrote the first program for the Analytical Engine, "

@@ -1,0 +1,1 @@
+"""VidLanKD teacher samples: HowTo100M caption windows paired with video feature steps."""

@@ -1,0 +1,1 @@
+"""VideoQA (MSVD-QA / MSRVTT-QA): question preprocessing, HCRN features, batches."""
