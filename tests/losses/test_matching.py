@@ -60,7 +60,7 @@ def test_paired_hinge_known_values_and_gradients() -> None:
     assert video.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="even batch"):
         paired_hinge(torch.randn(3, 2, 4), torch.randn(3, 4), torch.ones(3, 2))
-    assert get_loss("paired_hinge") is paired_hinge
+    assert get_loss("paired_hinge").fn is paired_hinge
 
 
 def infonce_loop(text, video, mask, tau, similarity) -> float:

@@ -51,4 +51,4 @@ def test_mlm_equals_full_logits_cross_entropy_of_hf() -> None:
     ours = mlm(hidden, labels, model.cls)
     reference = model(input_ids=ids, labels=labels).loss  # logits at every position, then CE
     assert torch.allclose(ours, reference, atol=1e-6)
-    assert get_loss("mlm") is mlm
+    assert get_loss("mlm").fn is mlm

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 import torch.nn.functional as F
 
 from vlkd.cli import main
@@ -22,6 +23,10 @@ from vlkd.recipes.videoqa import VideoQATask, build
 COLORS, MOVES = ["red", "green", "blue"], ["left", "right", "up", "down"]
 N_CLIPS, FRAMES, APP_DIM, MOT_DIM, WORD_DIM = 4, 16, 6, 5, 4
 
+
+KD_WITH_LOGITS = ("kd=[{loss: feature_kl, student: appearance, teacher: fused, name: kd_appearance}, "
+                  "{loss: feature_kl, student: motion, teacher: fused, name: kd_motion}, "
+                  "{loss: soft_kl, student: logits, teacher: logits, name: kd_logit}]")
 
 def write_dataset(root: Path, videos: int = 60, seed: int = 0) -> tuple[Path, Path]:
     """Colour is visible in the appearance features, direction only in the motion features."""
@@ -109,11 +114,15 @@ def test_student_distils_from_the_frozen_teacher(teacher: Path, dataset, tmp_pat
     before = {k: v.clone() for k, v in load_dualvgr(teacher)[0].state_dict().items()}
     out = tmp_path / "student"
     assert main(["train", "quickstart-videoqa", *overrides(data, feats, out, "role=student", f"teacher={teacher}",
-                                                            "model.graph_layers=1", "kd.logit_weight=1")]) == 0
+                                                            "model.graph_layers=1", KD_WITH_LOGITS)]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
     assert all({"kd_appearance", "kd_motion", "kd_logit"} <= set(r) for r in records)
     after = load_dualvgr(teacher)[0].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # the frozen teacher is not part of the student's checkpoints
+    (checkpoint,) = [p for p in (out / "checkpoints").iterdir() if p.name.startswith("step-")][-1:]
+    names = safe_open(str(checkpoint / "model.safetensors"), "pt").keys()
+    assert names and all(n.startswith("model.") for n in names), sorted(n for n in names if not n.startswith("model."))
     student = load_dualvgr(out)[0]
     assert student.config.graph_layers == 1 and len(student.units[0].common_a) == 1
 
@@ -121,8 +130,10 @@ def test_student_distils_from_the_frozen_teacher(teacher: Path, dataset, tmp_pat
 def test_loss_is_ce_plus_regularisers_plus_feature_kd(teacher: Path, dataset, tmp_path: Path) -> None:
     data, feats = dataset
     config = load_config("quickstart-videoqa", overrides(data, feats, tmp_path / "s", "role=student",
-                                                         f"teacher={teacher}", "kd.appearance_weight=0.5",
-                                                         "kd.motion_temperature=2"))
+                                                         f"teacher={teacher}",
+                                                         "kd=[{loss: feature_kl, student: appearance, teacher: fused, "
+                                                         "weight: 0.5}, {loss: feature_kl, student: motion, "
+                                                         "teacher: fused, args: {temperature: 2}}]"))
     job = build(config)
     task: VideoQATask = job.module.eval()
     batch = job.collate([job.train_data[i] for i in range(8)], None)
@@ -134,7 +145,7 @@ def test_loss_is_ce_plus_regularisers_plus_feature_kd(teacher: Path, dataset, tm
     dep = torch.stack([hsic(x, y) + hsic(u, w) for x, y, u, w in zip(s.specific_a, s.common_a, s.specific_m,
                                                                       s.common_m)]).mean()
     expected = (F.cross_entropy(s.logits, batch["labels"]) + 100 * com + 1e-6 * dep
-                + 0.5 * feature_kl(t.fused, s.appearance, 1.0) + feature_kl(t.fused, s.motion, 2.0))
+                + 0.5 * feature_kl(s.appearance, t.fused, 1.0) + feature_kl(s.motion, t.fused, 2.0))
     torch.testing.assert_close(losses["loss"], expected)
 
 

@@ -8,11 +8,11 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, remove_path
@@ -36,10 +36,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def trained_state(module: torch.nn.Module, frozen: Sequence[torch.nn.Module] = ()) -> dict[str, torch.Tensor]:
+    """The module's parameters and buffers minus those of its `frozen` submodules (a distillation teacher
+    is not part of a student's checkpoint), one name per storage (tied weights are saved once)."""
+    skip = [name for name, sub in module.named_modules() if any(sub is f for f in frozen)]
+    state: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if any(name.startswith(prefix + ".") for prefix in skip):
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            state[name] = tensor
+    return state
+
+
 def save_checkpoint(
     path: Path,
     *,
     module: torch.nn.Module,
+    frozen: Sequence[torch.nn.Module] = (),
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     trainer_state: dict[str, Any],
@@ -52,7 +69,8 @@ def save_checkpoint(
     rngs = trainer_state.pop("rng")
     with atomic_path(path) as tmp:
         tmp.mkdir(parents=True)
-        save_model(module, str(tmp / "model.safetensors"))
+        save_file({k: v.detach().contiguous() for k, v in trained_state(module, frozen).items()},
+                  str(tmp / "model.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         for rank, state in enumerate(rngs):
@@ -103,13 +121,14 @@ def read_trainer_state(path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    path: Path, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int
+    path: Path, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int,
+    frozen: Sequence[torch.nn.Module] = (),
 ) -> dict[str, Any]:
     """Restore module, optimizer, scheduler and this process's RNG; returns the trainer state."""
     state = read_trainer_state(path)
     current = path / "model.safetensors"
     try:
-        load_model(module, str(current))
+        _load_trained(module, frozen, current)
         current = path / "optimizer.pt"
         optimizer.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
         current = path / "scheduler.pt"
@@ -124,3 +143,19 @@ def load_checkpoint(
     except Exception as e:  # corrupt or incompatible files: name the file, one line
         raise VlkdError(f"cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})", current) from None
     return state
+
+
+def _load_trained(module: torch.nn.Module, frozen: Sequence[torch.nn.Module], path: Path) -> None:
+    """Copy a checkpoint's tensors into the module in place; the names must be exactly the trained ones."""
+    saved = load_file(str(path))
+    expected = trained_state(module, frozen)
+    if set(saved) != set(expected):
+        extra, missing = sorted(set(saved) - set(expected)), sorted(set(expected) - set(saved))
+        raise VlkdError(f"checkpoint does not match the model ({len(missing)} tensors missing, e.g. "
+                        f"{missing[:1]}; {len(extra)} unexpected, e.g. {extra[:1]})", path)
+    with torch.no_grad():
+        for name, tensor in expected.items():
+            if saved[name].shape != tensor.shape:
+                raise VlkdError(f"checkpoint tensor {name} has shape {tuple(saved[name].shape)}, the model's is "
+                                f"{tuple(tensor.shape)}", path)
+            tensor.copy_(saved[name])

@@ -48,6 +48,11 @@ class Job:
     Evaluation defaults to the mean of each loss over `valid_data` (logged as `valid_<name>`); a recipe
     that scores predictions (accuracy, F1, retrieval) passes `evaluate(module, accelerator) -> metrics`
     instead, called in eval mode under no_grad on every process; it returns the metrics to log.
+
+    `frozen` names submodules of `module` that are not trained (a distillation teacher): the engine keeps
+    them in eval mode without gradients, and leaves them out of the optimizer and of every checkpoint.
+    `finish(run_dir)`, called on every process once the run is complete (also when a finished run is
+    resumed), writes a recipe's own outputs (fine-tuning's eval_results.json and prediction files).
     """
 
     module: nn.Module
@@ -58,6 +63,8 @@ class Job:
     count_tokens: Callable[[dict[str, torch.Tensor]], int] | None = None
     eval_summary: Callable[[dict[str, float]], dict[str, float]] = field(default=lambda m: m)
     evaluate: Callable[[nn.Module, Accelerator], dict[str, float]] | None = None
+    frozen: Sequence[nn.Module] = ()
+    finish: Callable[[Path], None] | None = None
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -111,6 +118,8 @@ class Trainer:
         self.accelerator = make_accelerator(config)
         set_seed(config.seed)
         self.job = build_job(config)
+        for frozen in self.job.frozen:
+            frozen.requires_grad_(False)
         acc = self.accelerator
 
         procs = acc.num_processes
@@ -162,7 +171,7 @@ class Trainer:
             self._say("resume: no checkpoint found, starting from step 0")
             return
         step, path = found[-1]
-        state = load_checkpoint(path, module=self.accelerator.unwrap_model(self.module),
+        state = load_checkpoint(path, module=self.accelerator.unwrap_model(self.module), frozen=self.job.frozen,
                                 optimizer=self.optimizer, scheduler=self.scheduler,
                                 rank=self.accelerator.process_index)
         self.step, self.micro_step = state["step"], state["micro_step"]
@@ -174,7 +183,8 @@ class Trainer:
         rngs = gather_object([rng_state()])
         if acc.is_main_process:
             path = self.out / "checkpoints" / f"step-{self.step}"
-            save_checkpoint(path, module=acc.unwrap_model(self.module), optimizer=self.optimizer,
+            save_checkpoint(path, module=acc.unwrap_model(self.module), frozen=self.job.frozen,
+                            optimizer=self.optimizer,
                             scheduler=self.scheduler,
                             trainer_state={"step": self.step, "micro_step": self.micro_step,
                                            "max_steps": self.max_steps, "rng": rngs})
@@ -190,7 +200,7 @@ class Trainer:
             try:
                 return self.job.evaluate(self.module, self.accelerator)
             finally:
-                self.module.train()
+                self._train_mode()
         if self.job.valid_data is None:
             return {}
         acc = self.accelerator
@@ -207,7 +217,7 @@ class Trainer:
             batch = _to_device(valid[m], acc.device)
             for key, value in self.module(batch).items():
                 sums[key] = sums.get(key, 0) + value.detach().float() / n
-        self.module.train()
+        self._train_mode()
         keys = sorted(sums)
         means = acc.reduce(torch.stack([sums[k] for k in keys]), reduction="mean").tolist()
         result = {f"valid_{k}": v for k, v in zip(keys, means)}
@@ -253,8 +263,10 @@ class Trainer:
             write_text_atomic(self.out / "config.yaml", dump_yaml(config))
         if self.step >= self.max_steps and (self.out / "final").is_dir():
             self._say(f"run already complete at step {self.step}: {self.out / 'final'}")
+            if self.job.finish is not None:
+                self.job.finish(self.out)
             return self.out
-        n_params = sum(p.numel() for p in self.job.module.parameters())
+        n_params = sum(p.numel() for p in self.job.module.parameters() if p.requires_grad)
         self._say(f"{config.task}: {n_params / 1e6:.1f}M parameters, {acc.num_processes} process(es) on "
                   f"{acc.device}, precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision}, batch {config.batch_size} = "
                   f"{self.micro_batch} x {acc.num_processes} x {config.grad_accum}, {self.max_steps} steps "
@@ -275,7 +287,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         tokens, t0, grad_norm = 0, time.perf_counter(), torch.tensor(0.0)
         interval_steps = 0
-        self.module.train()
+        self._train_mode()
         while self.step < self.max_steps:
             for a in range(config.grad_accum):
                 batch = _to_device(next(batches), acc.device)
@@ -353,6 +365,13 @@ class Trainer:
             write_json_atomic(self.out / "results.json", {"step": self.step, **result, **best})
             self._say(f"done: {self.out / 'final'}")
         acc.wait_for_everyone()
+        if self.job.finish is not None:
+            self.job.finish(self.out)
+
+    def _train_mode(self) -> None:
+        self.module.train()
+        for frozen in self.job.frozen:
+            frozen.eval()  # no dropout; normalisation statistics kept
 
     def _say(self, message: str) -> None:
         if self.accelerator.is_main_process:

@@ -1,12 +1,23 @@
-"""Named, pure loss functions (DESIGN section 9), registered for configs in `LOSSES`."""
+"""Named, pure loss functions (DESIGN section 9), registered for configs in `LOSSES`.
+
+Every module of this package is imported here, so a loss registered anywhere in it is known to configs,
+to `vlkd ls losses` and to the registry-wide test without editing this file.
+"""
+
+import importlib
+import pkgutil
 
 from vlkd.losses.dualvgr import dualvgr_consistency, feature_kl, hsic
 from vlkd.losses.kd import nst, soft_kl
 from vlkd.losses.matching import infonce, paired_hinge
 from vlkd.losses.mlm import mask_tokens, mlm
-from vlkd.losses.registry import LOSSES, get_loss, register_loss
+from vlkd.losses.registry import KINDS, LOSSES, LossEntry, get_loss, register_loss
+from vlkd.losses.terms import LossTerm, LossTerms, check_terms
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "LOSSES", "get_loss", "register_loss", "mask_tokens", "mlm", "paired_hinge", "infonce", "nst", "soft_kl",
-    "dualvgr_consistency", "hsic", "feature_kl",
+    "KINDS", "LOSSES", "LossEntry", "LossTerm", "LossTerms", "check_terms", "get_loss", "register_loss",
+    "mask_tokens", "mlm", "paired_hinge", "infonce", "nst", "soft_kl", "dualvgr_consistency", "hsic", "feature_kl",
 ]

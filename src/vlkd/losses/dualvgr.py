@@ -8,11 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vlkd.losses.registry import full_precision, register_loss
+from vlkd.losses.registry import register_loss
 
 
-@register_loss("dualvgr_consistency")
-@full_precision
+@register_loss("dualvgr_consistency", kind="clips")
 def dualvgr_consistency(common_a: torch.Tensor, common_m: torch.Tensor) -> torch.Tensor:
     """L_com: the clip-by-clip similarity structure of the appearance and motion common features agree.
 
@@ -27,8 +26,7 @@ def dualvgr_consistency(common_a: torch.Tensor, common_m: torch.Tensor) -> torch
     return (gram(common_a) - gram(common_m)).pow(2).mean()
 
 
-@register_loss("hsic")
-@full_precision
+@register_loss("hsic", kind="clips")
 def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """L_dep: sum over the batch of tr(R K1 R K2), K1 = x_b x_b^T, K2 = y_b y_b^T, R = I - 11^T/N.
 
@@ -40,12 +38,11 @@ def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((xc @ xc.transpose(1, 2)) * (yc @ yc.transpose(1, 2))).sum()
 
 
-@register_loss("feature_kl")
-@full_precision
-def feature_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+@register_loss("feature_kl", kind="clips")
+def feature_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """sum over b, n of KL(softmax_D(F/t) || softmax_D(S/t)) / B, with no t^2 factor (as the reference).
 
-    teacher: the teacher's fused per-clip feature F; student: one of the student's per-clip features.
+    student: one of the student's per-clip features; teacher: the teacher's fused per-clip feature F.
     """
     log_p = F.log_softmax(teacher / temperature, dim=-1)
     log_q = F.log_softmax(student / temperature, dim=-1)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vlkd.losses.registry import full_precision, register_loss
+from vlkd.losses.registry import register_loss
 
 
-@register_loss("soft_kl")
-@full_precision
+@register_loss("soft_kl", kind="logits")
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Classic logit KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), summed over the last dim and
     averaged over all leading positions. Logits (..., V) share the vocabulary / label set."""
@@ -19,8 +18,7 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return temperature**2 * F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
 
 
-@register_loss("nst")
-@full_precision
+@register_loss("nst", kind="tokens")
 def nst(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Neuron selectivity transfer: squared MMD, polynomial kernel k(x, y) = (x . y)^2, between the
     student's and the teacher's channel "distributions" over token positions.

@@ -15,7 +15,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-@register_loss("paired_hinge")
+@register_loss("paired_hinge", kind="video_text")
 def paired_hinge(
     text: torch.Tensor,
     video: torch.Tensor,
@@ -34,8 +34,8 @@ def paired_hinge(
     sentence scores are token means, `max(0, margin - mean_t s(h_it, v_i) + mean_t s(h_jt, v_i))`.
     """
     b = text.shape[0]
-    t = F.normalize(text.float(), dim=-1)
-    v = F.normalize(video.float(), dim=-1)
+    t = F.normalize(text, dim=-1)
+    v = F.normalize(video, dim=-1)
     sim = torch.einsum("blh,ch->blc", t, v)  # (B, L, B): token of sentence b vs video c
     idx = torch.arange(b, device=text.device)
     pos = sim[idx, :, idx]  # (B, L)
@@ -74,7 +74,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x.contiguous()), 0)
 
 
-@register_loss("infonce")
+@register_loss("infonce", kind="video_text")
 def infonce(
     text: torch.Tensor,
     video: torch.Tensor,
@@ -89,8 +89,8 @@ def infonce(
     "token_mean": s(i, j) = mean over valid tokens t of cos(h_it, v_j). With `gather`, negatives come from
     every process (the local rows keep their gradients).
     """
-    v = F.normalize(video.float(), dim=-1)
-    t = F.normalize(text.float(), dim=-1)
+    v = F.normalize(video, dim=-1)
+    t = F.normalize(text, dim=-1)
     m = mask.to(t.dtype)
     if gather:
         v, t, m = gather_with_grad(v), gather_with_grad(t), gather_with_grad(m)

@@ -45,7 +45,7 @@ def mask_tokens(
     return masked, labels
 
 
-@register_loss("mlm")
+@register_loss("mlm", kind="masked_lm")
 def mlm(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> torch.Tensor:
     """Cross-entropy of `head` (hidden -> vocabulary logits) at the positions where labels != -100.
 
@@ -54,4 +54,4 @@ def mlm(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> torch.Te
     """
     selected = labels != IGNORE_INDEX
     logits = head(hidden[selected])
-    return F.cross_entropy(logits.float(), labels[selected])
+    return F.cross_entropy(logits, labels[selected])

@@ -170,6 +170,7 @@ class Run:
         self.data = data
         self.module: TaskModel | None = None
         self.dev_logits: dict[str, np.ndarray] = {}
+        self.metrics: dict[str, float] = {}
 
     def build(self, config: Config) -> Job:
         spec, data = self.data.spec, self.data
@@ -189,8 +190,11 @@ class Run:
                 module.model.save_pretrained(path)
                 data.tokenizer.save_pretrained(path)
 
+        def finish(out: Path) -> None:
+            self.metrics = self.outputs(config, out)
+
         return Job(module=self.module, train_data=data.train, collate=collate, save_final=save_final,
-                   evaluate=evaluate)
+                   evaluate=evaluate, finish=finish)
 
     def outputs(self, config: Config, out: Path) -> dict[str, float]:
         """eval_results.json and the prediction files, from the final model."""
@@ -221,14 +225,14 @@ class Run:
 
 
 def build(config: Config) -> Job:
-    """For `vlkd train` with `task: finetune` (trains and evaluates; `vlkd finetune` also writes outputs)."""
+    """`vlkd train` with `task: finetune`: trains, evaluates and writes the outputs, as `vlkd finetune` does."""
     return Run(load_task_data(config)).build(config)
 
 
 def finetune_once(config: Config, data: TaskData) -> dict[str, float]:
     run = Run(data)
-    out = train(config, run.build)
-    return run.outputs(config, out)
+    train(config, run.build)
+    return run.metrics
 
 
 def run_finetune(config: Config) -> dict[str, Any]:

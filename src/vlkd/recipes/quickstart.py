@@ -136,7 +136,7 @@ def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEO
         "HowTo100M-format captions; features: MobileNetV2 (bundled ImageNet weights) at 1/s and weight-free "
         f"optical-flow motion at 1.5/s, {meta['feature_dim']}-d steps",
         f"- teacher: text tower {config.model.num_layers}L/{config.model.hidden_size}H + video tower "
-        f"{config.video.num_layers}L/{config.video.hidden_size}H, `{config.matching.loss}` + MLM, "
+        f"{config.video.num_layers}L/{config.video.hidden_size}H, `{' + '.join(t.loss for t in config.matching)}` + MLM, "
         f"{read_json(run_dir / 'results.json')['step']} steps of batch {config.batch_size}",
         f"- held-out caption -> video retrieval over {len(held_out['videos'])} videos: "
         f"R@1 **{scores['r1']:.3f}**, R@5 **{scores['r5']:.3f}**, R@10 {scores['r10']:.3f}, median rank "

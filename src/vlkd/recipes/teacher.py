@@ -1,5 +1,6 @@
 """VidLanKD stage 1: the video-language teacher, trained with MLM + video-text matching on prepared
-HowTo100M samples (`vlkd prepare howto100m`). Total loss: match_weight * matching + mlm_weight * MLM.
+HowTo100M samples (`vlkd prepare howto100m`). Total loss: the `matching:` terms (each weighted; composed
+through the loss registry, any `video_text` loss: paired_hinge, infonce) + mlm_weight * MLM.
 
 One text forward on the masked caption serves both losses. Evaluation on the held-out videos: MLM
 perplexity, the matching loss, and caption -> clip retrieval (R@1/5/10, median rank) scored by the
@@ -27,7 +28,7 @@ from vlkd.engine import Job
 from vlkd.engine.batches import seeded_generator
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import retrieval_metrics
-from vlkd.losses import infonce, mask_tokens, mlm, paired_hinge
+from vlkd.losses import LossTerm, LossTerms, check_terms, mask_tokens, mlm
 from vlkd.models.bert import build_masked_lm
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 
@@ -42,14 +43,10 @@ class TeacherData:
     eval_samples: int = 1000  # held-out samples used for evaluation and retrieval
 
 
-@dataclass
-class MatchingConfig:
-    loss: str = "paired_hinge"  # or infonce
-    margin: float = 1.0
-    negatives: str = "halfswap"  # paired_hinge: halfswap (reference) or all
-    text_negatives: bool = False
-    temperature: float = 0.07  # infonce
-    similarity: str = "token_mean"  # infonce: token_mean or sentence
+def reference_matching() -> list[LossTerm]:
+    """The reference: token-level hinge against the half-swapped batch's videos, margin 1, weight 1."""
+    return [LossTerm(loss="paired_hinge", student="text", teacher="video", name="match",
+                     args={"margin": 1.0, "negatives": "halfswap"})]
 
 
 @dataclass
@@ -57,9 +54,8 @@ class Config(TrainConfig):
     task: str = "teacher"
     data: TeacherData = field(default_factory=TeacherData)
     video: VideoTowerConfig = field(default_factory=VideoTowerConfig)
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    matching: list[LossTerm] = field(default_factory=reference_matching)  # text: token features; video: embeddings
     mlm_weight: float = 1.0
-    match_weight: float = 1.0
 
 
 class TeacherCollator:
@@ -99,21 +95,15 @@ class TeacherTask(nn.Module):
     def __init__(self, teacher: VideoTextTeacher, config: Config) -> None:
         super().__init__()
         self.teacher, self.config = teacher, config
-
-    def matching(self, text: torch.Tensor, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = self.config.matching
-        if m.loss == "paired_hinge":
-            return paired_hinge(text, video, mask, margin=m.margin, negatives=m.negatives,
-                                text_negatives=m.text_negatives)
-        return infonce(text, video, mask, temperature=m.temperature, similarity=m.similarity)
+        self.matching = LossTerms(config.matching)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         text = self.teacher.encode_text(batch["input_ids"], batch["attention_mask"])
         video = self.teacher.encode_video(batch["video"], batch["video_mask"])
-        match = self.matching(text, video, batch["attention_mask"])
+        match, terms = self.matching({"text": text}, {"video": video}, mask=batch["attention_mask"])
         masked_lm = mlm(text, batch["labels"], self.teacher.text.cls)
-        loss = self.config.match_weight * match + self.config.mlm_weight * masked_lm
-        return {"loss": loss, "match": match, "mlm": masked_lm}
+        loss = match + self.config.mlm_weight * masked_lm
+        return {"loss": loss, "match": match, "mlm": masked_lm, **{k: v for k, v in terms.items() if k != "match"}}
 
 
 def caption_query(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -135,13 +125,24 @@ def encode_split(teacher: VideoTextTeacher, samples: TeacherSamples, collate: Te
     return torch.cat(queries).numpy(), torch.cat(gallery).numpy()
 
 
+def needs_even_batch(config: Config) -> bool:
+    """paired_hinge's halfswap negatives pair sample i with i + B/2."""
+    return any(t.loss == "paired_hinge" and t.args.get("negatives", "halfswap") == "halfswap" for t in config.matching)
+
+
+def check(config: Config) -> None:
+    """Config rules checked before any data is read."""
+    check_terms(config.matching, "matching", kinds=("video_text",), student=("text",), teacher=("video",))
+    if needs_even_batch(config) and (config.batch_size // config.grad_accum) % 2:
+        raise VlkdError(f"paired_hinge with negatives=halfswap needs an even micro-batch; batch_size "
+                        f"{config.batch_size} / grad_accum {config.grad_accum} is odd")
+
+
 def check_data(config: Config, train: TeacherSamples) -> None:
     if train.feature_dim != config.video.feature_dim:
         raise VlkdError(f"feature width {train.feature_dim} differs from the config's video.feature_dim "
                         f"{config.video.feature_dim} (set video.feature_dim={train.feature_dim})",
                         train.root / "meta.json")
-    if config.matching.loss not in ("paired_hinge", "infonce"):
-        raise VlkdError(f"config key 'matching.loss' must be paired_hinge or infonce, got {config.matching.loss!r}")
     if train.meta["max_steps"] > config.video.max_steps:
         raise VlkdError(f"samples have up to {train.meta['max_steps']} steps, more than video.max_steps "
                         f"{config.video.max_steps}", train.root / "meta.json")
@@ -165,7 +166,7 @@ def build(config: Config) -> Job:
     def evaluate(module: nn.Module, accelerator: Accelerator) -> dict[str, float]:
         # Every process scores the same full held-out set on the unwrapped model: no collectives needed.
         model: TeacherTask = accelerator.unwrap_model(module)
-        even = config.matching.loss == "paired_hinge" and config.matching.negatives == "halfswap"
+        even = needs_even_batch(config)
         mlm_sum = match_sum = 0.0
         n = 0
         for k in range(0, len(eval_items), EVAL_BATCH):

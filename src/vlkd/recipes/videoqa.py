@@ -1,10 +1,12 @@
 """Multimodal KD for VideoQA on DualVGR (DESIGN sections 8-9).
 
 role teacher: CE + alpha L_com + beta L_dep (L_com, L_dep averaged over every unit x graph layer).
-role student with `teacher=RUN_DIR`: the same, plus feature KD from the frozen teacher's fused per-clip
-feature F to the student's appearance A and motion M clip features:
-kd.appearance_weight * feature_kl(F, A, t_a) + kd.motion_weight * feature_kl(F, M, t_m), and optional
-logit KD (kd.logit_weight * soft_kl, with T^2). A student without `teacher` trains alone (the no-KD baseline).
+role student with `teacher=RUN_DIR`: the same, plus the KD terms listed under `kd:` (composed through the
+loss registry). The default is the reference's feature KD from the frozen teacher's fused per-clip feature F
+to the student's appearance A and motion M clip features: 1.0 * feature_kl(A, F, 1) + 1.0 * feature_kl(M, F, 1);
+logit KD is one more term (`{loss: soft_kl, student: logits, teacher: logits, args: {temperature: T}}`, with
+T^2). Student outputs: appearance, motion, fused, logits; teacher outputs: fused, appearance, motion, logits.
+A student without `teacher` trains alone (the no-KD baseline).
 
 Validation accuracy picks the model kept in best/ (`select_best: valid_accuracy`); the test split is
 scored once, afterwards, by `vlkd evaluate videoqa`.
@@ -29,7 +31,7 @@ from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.eval.videoqa import accuracy, load_dualvgr, predict, save_dualvgr
 from vlkd.io import read_json
-from vlkd.losses import dualvgr_consistency, feature_kl, hsic, soft_kl
+from vlkd.losses import LossTerm, LossTerms, check_terms, dualvgr_consistency, hsic
 from vlkd.models.dualvgr import DualVGR, DualVGRConfig
 
 
@@ -49,14 +51,13 @@ class RegularizerWeights:
     beta: float = 1e-6  # L_dep
 
 
-@dataclass
-class KDConfig:
-    appearance_weight: float = 1.0
-    appearance_temperature: float = 1.0
-    motion_weight: float = 1.0
-    motion_temperature: float = 1.0
-    logit_weight: float = 0.0
-    logit_temperature: float = 1.0
+OUTPUTS = ("appearance", "motion", "fused", "logits")  # what a KD term may compare, on either side
+
+
+def reference_kd() -> list[LossTerm]:
+    """The reference's feature KD: the teacher's fused clip feature into the student's appearance and motion."""
+    return [LossTerm(loss="feature_kl", student="appearance", teacher="fused", name="kd_appearance"),
+            LossTerm(loss="feature_kl", student="motion", teacher="fused", name="kd_motion")]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Config(TrainConfig):
     model: DualVGRConfig = field(default_factory=DualVGRConfig)  # type: ignore[assignment]
     data: VideoQAData = field(default_factory=VideoQAData)
     loss: RegularizerWeights = field(default_factory=RegularizerWeights)
-    kd: KDConfig = field(default_factory=KDConfig)
+    kd: list[LossTerm] = field(default_factory=reference_kd)
 
 
 def _mean(values: list[torch.Tensor]) -> torch.Tensor:
@@ -75,17 +76,13 @@ def _mean(values: list[torch.Tensor]) -> torch.Tensor:
 
 
 class VideoQATask(nn.Module):
+    """The trained DualVGR and, for a distilled student, the frozen teacher (a `Job.frozen` module: kept in
+    eval mode by the engine and never written into checkpoints) with the config's KD terms."""
+
     def __init__(self, model: DualVGR, config: Config, teacher: DualVGR | None = None) -> None:
         super().__init__()
         self.model, self.config, self.teacher = model, config, teacher
-        if teacher is not None:
-            teacher.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> VideoQATask:
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()  # frozen: no dropout, BatchNorm running statistics kept
-        return self
+        self.kd = LossTerms(config.kd) if teacher is not None else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs = (batch["appearance"], batch["motion"], batch["question"], batch["question_len"])
@@ -98,16 +95,12 @@ class VideoQATask(nn.Module):
         loss = ce + weights.alpha * com + weights.beta * dep
         losses = {"ce": ce, "l_com": com, "l_dep": dep,
                   "accuracy": (out.logits.argmax(-1) == batch["labels"]).float().mean()}
-        if self.teacher is not None:
-            kd = self.config.kd
+        if self.teacher is not None and self.kd is not None:
             with torch.no_grad():
                 target = self.teacher(*inputs)
-            losses["kd_appearance"] = feature_kl(target.fused, out.appearance, kd.appearance_temperature)
-            losses["kd_motion"] = feature_kl(target.fused, out.motion, kd.motion_temperature)
-            loss = loss + kd.appearance_weight * losses["kd_appearance"] + kd.motion_weight * losses["kd_motion"]
-            if kd.logit_weight > 0:
-                losses["kd_logit"] = soft_kl(out.logits, target.logits, kd.logit_temperature)
-                loss = loss + kd.logit_weight * losses["kd_logit"]
+            loss, kd = self.kd({k: getattr(out, k) for k in OUTPUTS}, {k: getattr(target, k) for k in OUTPUTS},
+                               base=loss)
+            losses.update(kd)
         return {"loss": loss, **losses}
 
 
@@ -116,6 +109,7 @@ def _check_config(config: Config) -> None:
         raise VlkdError(f"config key 'role' must be teacher or student, got {config.role!r}")
     if config.role == "teacher" and config.teacher:
         raise VlkdError("config key 'teacher' is for role=student (a teacher run to distil from)")
+    check_terms(config.kd, "kd", kinds=("clips", "logits"), student=OUTPUTS, teacher=OUTPUTS)
     m = config.model
     for key in ("unit_layers", "graph_layers", "heads", "module_dim", "word_dim", "mfb_dim", "mfb_factor"):
         if getattr(m, key) < 1:
@@ -179,5 +173,6 @@ def build(config: Config) -> Job:
     def save_final(module: nn.Module, path: Path) -> None:
         save_dualvgr(module.model, path, data_dir)
 
-    return Job(module=VideoQATask(model, config, teacher), train_data=train, collate=collate,
+    return Job(module=VideoQATask(model, config, teacher), frozen=[teacher] if teacher is not None else [],
+               train_data=train, collate=collate,
                save_final=save_final, evaluate=evaluate, count_tokens=lambda b: int(b["question_len"].sum()))
