@@ -10,10 +10,11 @@ from vlkd.losses.hidden import hidden_cos, hidden_mse
 from vlkd.losses.voken import assign_vokens, voken
 from vlkd.losses.mmd import mmd_rbf
 from vlkd.losses.contrastive import ntxent
+from vlkd.losses.crd import CRDLoss
 
 __all__ = [
     "LOSSES", "get_loss", "register_loss", "mask_tokens", "mlm", "paired_hinge", "infonce", "nst", "soft_kl",
     "dualvgr_consistency", "hsic", "feature_kl",
     "nst_gram", "teacher_gram", "pack_upper", "unpack_upper", "hidden_mse", "hidden_cos", "voken", "assign_vokens",
-    "mmd_rbf", "ntxent",
+    "mmd_rbf", "ntxent", "CRDLoss",
 ]
