@@ -20,7 +20,7 @@ def example(kind: str, g: torch.Generator) -> tuple[list[Any], dict[str, Any], d
     mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]])
     if kind == "tokens":
         return [F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1),
-                F.normalize(torch.randn(4, 6, 12, generator=g), dim=-1)], {"mask": mask}, {}
+                F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1)], {"mask": mask}, {}
     if kind == "sentences":
         return [torch.randn(4, 6, 8, generator=g), torch.randn(4, 6, 12, generator=g)], \
             {"index": torch.tensor([0, 3, 5, 7]), "mask": mask}, \
