@@ -18,9 +18,10 @@ import time
 import torch
 from transformers import BertForMaskedLM
 
-from vlkd.config import ModelConfig, TrainConfig, model_preset
+from vlkd.config import TrainConfig, model_preset
+from vlkd.models.bert import ModelConfig
 from vlkd.engine.trainer import _make_optimizer
-from vlkd.losses import mask_tokens
+from vlkd.data.masking import mask_tokens
 from vlkd.models.bert import bert_config
 from vlkd.recipes.mlm import MaskedLM
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vlkd.config import apply_overrides, dump_yaml, list_presets, load_config
+from vlkd.config import apply_overrides, dump_yaml, list_presets
+from vlkd.recipes import load_config
 from vlkd.errors import VlkdError
 
 

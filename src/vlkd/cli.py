@@ -11,7 +11,7 @@ from vlkd.errors import VlkdError
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from vlkd.recipes.quickstart import run_quickstart
+    from vlkd.quickstart import run_quickstart
 
     report = run_quickstart(args.out, args.only)
     print(f"quickstart report: {report}")
@@ -97,8 +97,7 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vlkd.config import load_config
-    from vlkd.recipes import run_training
+    from vlkd.recipes import load_config, run_training
 
     config = load_config(args.config, args.overrides)
     run_dir = run_training(config)

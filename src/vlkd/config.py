@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -22,28 +22,12 @@ MISSING_PATH = ""  # a required path left empty in a preset
 
 
 @dataclass
-class ModelConfig:
-    """A BERT encoder's size, or a local pretrained directory to start from (`init_from`)."""
-
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 512
-    vocab_size: int = 30522
-    max_position_embeddings: int = 512
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    init_from: str | None = None
-
-
-@dataclass
 class TrainConfig:
     """Keys shared by every recipe (DESIGN section 4). `batch_size` is the effective batch per optimizer
     step over all processes and accumulation steps; each process runs batch_size/(processes*grad_accum)."""
 
     task: str = ""
     output_dir: str = MISSING_PATH
-    model: ModelConfig = field(default_factory=ModelConfig)
     max_steps: int = 0
     epochs: float = 0.0
     batch_size: int = 32
@@ -57,7 +41,7 @@ class TrainConfig:
     adam_eps: float = 1e-6
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_grad_norm: float = 1.0
-    precision: str = "auto"  # auto (bf16 on a bf16 GPU, else fp32), fp32, bf16, fp16
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
     seed: int = 42
     log_every: int = 50
     save_every: int = 1000
@@ -158,6 +142,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except VlkdError as e:
                 last = e
         raise last or VlkdError(f"config key {key!r}: bad value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and type(value) is type(choices[0]):
+            return value
+        raise VlkdError(f"config key {key!r} must be one of {', '.join(map(str, choices))}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise VlkdError(f"config key {key!r} expects a mapping, got {value!r}")
@@ -219,8 +208,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
-        if tp is ModelConfig and isinstance(value, str):
-            value = model_preset(value)
+        if dataclasses.is_dataclass(tp) and isinstance(value, str) and getattr(tp, "PRESETS", ""):
+            value = model_preset(value)  # `model: bert-6L-512H` names a preset of that section
         kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
     return cls(**kwargs)
 
@@ -233,18 +222,17 @@ def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def load_config(source: str, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML path or preset, apply overrides, and build the recipe's config dataclass."""
-    from vlkd.recipes import recipe_module
-
+def read_config(source: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """A YAML path or preset with the overrides applied, as a plain dict; and where it came from."""
     data, where = read_config_source(source)
     apply_overrides(data, list(overrides or []))
-    task = data.get("task")
-    if not task:
-        raise VlkdError(f"config ({where}) has no `task:` key saying which recipe to run")
-    config_cls = recipe_module(str(task)).Config
+    return data, where
+
+
+def build_config(cls: type, data: dict[str, Any], where: str) -> Any:
+    """The typed config of a recipe (`cls`) from a dict, checked: errors name the key and the source."""
     try:
-        config = from_dict(config_cls, data)
+        config = from_dict(cls, data)
     except VlkdError as e:
         raise VlkdError(f"config ({where}): {e}") from None
     validate(config)
@@ -260,7 +248,5 @@ def validate(config: TrainConfig) -> None:
     for key in ("batch_size", "grad_accum", "log_every", "save_every", "eval_batches"):
         if getattr(config, key) <= 0:
             raise VlkdError(f"config key {key!r} must be positive, got {getattr(config, key)}")
-    if config.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise VlkdError(f"config key 'precision' must be auto, fp32, bf16 or fp16, got {config.precision!r}")
     if config.lr <= 0:
         raise VlkdError(f"config key 'lr' must be positive, got {config.lr}")

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
+from vlkd.errors import VlkdError
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
@@ -66,8 +68,6 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file, turning a missing or malformed file into a VlkdError."""
-    from vlkd.errors import VlkdError
-
     path = Path(path)
     if not path.is_file():
         raise VlkdError("file not found", path)

@@ -10,9 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from vlkd.engine.metrics import read_metrics  # noqa: E402
 from vlkd.errors import VlkdError  # noqa: E402
 from vlkd.io import atomic_path, write_text_atomic  # noqa: E402
+from vlkd.rundir import read_metrics  # noqa: E402
 
 _NOT_LOSSES = {"step", "epoch", "lr", "grad_norm", "tokens_per_s", "seconds"}
 

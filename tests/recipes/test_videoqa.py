@@ -14,9 +14,9 @@ from safetensors import safe_open
 import torch.nn.functional as F
 
 from vlkd.cli import main
-from vlkd.config import load_config
+from vlkd.recipes import load_config
 from vlkd.data.videoqa.prepare import prepare_videoqa
-from vlkd.eval.videoqa import load_dualvgr
+from vlkd.models.dualvgr import load_dualvgr
 from vlkd.losses import dualvgr_consistency, feature_kl, hsic
 from vlkd.recipes.videoqa import VideoQATask, build
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from torch import nn
@@ -37,6 +36,7 @@ from vlkd.engine.checkpoint import (
 from vlkd.engine.metrics import MetricsLog
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from vlkd.rundir import load_run_config
 
 
 @dataclass
@@ -395,11 +395,3 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 def train(config: TrainConfig, build_job: Callable[[TrainConfig], Job]) -> Path:
     """Run (or resume) one training job and return its run directory."""
     return Trainer(config, build_job).fit()
-
-
-def load_run_config(run_dir: Path) -> dict[str, Any]:
-    """The resolved config a run saved (for tools that inspect finished runs)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise VlkdError("not a run directory (no config.yaml)", run_dir)
-    return yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
+from vlkd.data.teacher.collate import TeacherCollator  # noqa: E402
 from vlkd.data.teacher.howto100m import TeacherSamples  # noqa: E402
 from vlkd.errors import VlkdError  # noqa: E402
-from vlkd.eval.retrieval import retrieval_metrics  # noqa: E402
+from vlkd.eval.retrieval import encode_split, retrieval_metrics  # noqa: E402
 from vlkd.io import atomic_path, write_json_atomic  # noqa: E402
 from vlkd.models.teacher import load_teacher  # noqa: E402
-from vlkd.recipes.teacher import TeacherCollator, encode_split  # noqa: E402
 from vlkd.video.decode import FrameSize, iter_frames, probe  # noqa: E402
 
 

@@ -1,9 +1,37 @@
-"""Text-to-video retrieval metrics with a faiss inner-product index (exact search)."""
+"""Text-to-video retrieval: a teacher's caption queries and video embeddings, and metrics with a faiss
+inner-product index (exact search)."""
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import faiss
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vlkd.models.teacher import VideoTextTeacher
+
+EVAL_BATCH = 32
+
+
+def caption_query(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """q = mean over valid tokens of norm(h_t): q . v equals the token-mean cosine used for matching."""
+    m = mask.unsqueeze(-1).to(text.dtype)
+    return (F.normalize(text, dim=-1) * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+@torch.no_grad()
+def encode_split(teacher: VideoTextTeacher, samples: Sequence[dict], collate: Callable, items: list[int],
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Caption queries and video embeddings of `items` (unmasked captions), aligned row by row."""
+    queries, gallery = [], []
+    for k in range(0, len(items), EVAL_BATCH):
+        batch = {key: v.to(device) for key, v in collate([samples[i] for i in items[k:k + EVAL_BATCH]], None).items()}
+        text = teacher.encode_text(batch["input_ids"], batch["attention_mask"])
+        queries.append(caption_query(text, batch["attention_mask"]).float().cpu())
+        gallery.append(teacher.encode_video(batch["video"], batch["video_mask"]).float().cpu())
+    return torch.cat(queries).numpy(), torch.cat(gallery).numpy()
 
 
 def ranks_of_truth(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:

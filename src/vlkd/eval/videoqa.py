@@ -7,55 +7,20 @@ counts as correct: those questions stay in the denominator, as in the reference'
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from vlkd.config import from_dict
 from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
-from vlkd.engine.trainer import load_run_config
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic
-from vlkd.models.dualvgr import DualVGR, DualVGRConfig
+from vlkd.models.dualvgr import DualVGR, load_dualvgr
+from vlkd.rundir import load_run_config
 
 UNKNOWN_LABELS = (0, 1)
-
-
-def save_dualvgr(model: DualVGR, path: Path, data_dir: Path) -> None:
-    """A model directory: weights, sizes, and the vocabulary it answers in."""
-    path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
-    info = {"model": asdict(model.config), "vocab_size": model.question.embed.num_embeddings,
-            "num_answers": model.head.classifier[-1].out_features}
-    (path / "config.json").write_text(json.dumps(info, indent=2) + "\n")
-    (path / "vocab.json").write_bytes((data_dir / "vocab.json").read_bytes())
-
-
-def model_dir(run_or_model: str | Path) -> Path:
-    """A run's best/ (chosen on val) if it has one, else its final/; or a model directory itself."""
-    path = Path(run_or_model)
-    for candidate in (path / "best", path / "final", path):
-        if (candidate / "model.safetensors").is_file() and (candidate / "config.json").is_file():
-            return candidate
-    raise VlkdError("no DualVGR model here (expected best/ or final/ with model.safetensors and config.json)", path)
-
-
-def load_dualvgr(run_or_model: str | Path, data_dir: Path | None = None) -> tuple[DualVGR, Path]:
-    """The model (eval mode) and the directory it came from; with `data_dir` (a `prepare videoqa` output),
-    the model must answer in that data's vocabulary."""
-    path = model_dir(run_or_model)
-    if data_dir is not None and read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
-        raise VlkdError(f"mismatched vocab: the model was trained with another vocabulary than "
-                        f"{data_dir / 'vocab.json'}", path / "vocab.json")
-    info = read_json(path / "config.json")
-    model = DualVGR(from_dict(DualVGRConfig, info["model"]), info["vocab_size"], info["num_answers"])
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
-    return model.eval(), path
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from vlkd.losses.dualvgr import dualvgr_consistency, feature_kl, hsic
 from vlkd.losses.hidden import hidden_cos, hidden_mse
 from vlkd.losses.kd import nst, nst_gram, pack_upper, soft_kl, teacher_gram, unpack_upper
 from vlkd.losses.matching import infonce, paired_hinge
-from vlkd.losses.mlm import mask_tokens, mlm
+from vlkd.losses.mlm import mlm
 from vlkd.losses.mmd import mmd_rbf
 from vlkd.losses.registry import KINDS, LOSSES, LossEntry, get_loss, register_loss
 from vlkd.losses.terms import LossTerm, LossTerms, check_terms
@@ -24,7 +24,7 @@ for _module in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "KINDS", "LOSSES", "LossEntry", "LossTerm", "LossTerms", "check_terms", "get_loss", "register_loss",
-    "mask_tokens", "mlm", "paired_hinge", "infonce", "nst", "soft_kl", "dualvgr_consistency", "hsic", "feature_kl",
+    "mlm", "paired_hinge", "infonce", "nst", "soft_kl", "dualvgr_consistency", "hsic", "feature_kl",
     "nst_gram", "teacher_gram", "pack_upper", "unpack_upper", "hidden_mse", "hidden_cos", "voken", "assign_vokens",
     "mmd_rbf", "ntxent", "CRDLoss",
 ]

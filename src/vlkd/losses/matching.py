@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ def paired_hinge(
     video: torch.Tensor,
     mask: torch.Tensor,
     margin: float = 1.0,
-    negatives: str = "halfswap",
+    negatives: Literal["halfswap", "all"] = "halfswap",
     text_negatives: bool = False,
 ) -> torch.Tensor:
     """Token-level hinge between each caption token and its video vs. negative videos.
@@ -80,7 +82,7 @@ def infonce(
     video: torch.Tensor,
     mask: torch.Tensor,
     temperature: float = 0.07,
-    similarity: str = "sentence",
+    similarity: Literal["sentence", "token_mean"] = "sentence",
     gather: bool = True,
 ) -> torch.Tensor:
     """Symmetric InfoNCE between captions and videos, negatives from the whole (gathered) batch.

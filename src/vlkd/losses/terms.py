@@ -12,8 +12,9 @@ mask, sample indices) are passed to the losses whose signature takes them.
 from __future__ import annotations
 
 import inspect
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -74,6 +75,12 @@ def check_terms(terms: Sequence[LossTerm], key: str, kinds: Sequence[str], stude
         if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
             raise VlkdError(f"config key '{where}.args': {term.loss} takes no argument {unknown[0]!r} "
                             f"(it takes {', '.join(p for p in params if p not in ('self',))})")
+        hints = typing.get_type_hints(entry.fn.forward if entry.is_module else inspect.unwrap(entry.fn))
+        for arg, value in term.args.items():
+            choices = typing.get_args(hints.get(arg)) if typing.get_origin(hints.get(arg)) is Literal else ()
+            if choices and value not in choices:
+                raise VlkdError(f"config key '{where}.args.{arg}' must be one of {', '.join(map(str, choices))}, "
+                                f"got {value!r}")
 
 
 class LossTerms(nn.Module):

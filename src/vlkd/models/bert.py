@@ -7,13 +7,33 @@ only change how the MLM head is applied: at masked positions only (see `vlkd.los
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from vlkd.config import ModelConfig
 from vlkd.errors import VlkdError
+
+
+@dataclass
+class ModelConfig:
+    """A BERT encoder's size, or a local pretrained directory to start from (`init_from`). A config may
+    name a preset instead (`model: bert-6L-512H`, from the package's configs/model/)."""
+
+    PRESETS: ClassVar[str] = "model"
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 512
+    vocab_size: int = 30522
+    max_position_embeddings: int = 512
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    init_from: str | None = None
+
 
 
 def bert_config(mc: ModelConfig) -> BertConfig:

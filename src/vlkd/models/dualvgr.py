@@ -17,12 +17,20 @@ and nothing is shared by accident (the reference indexed its layer lists with `i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from vlkd.config import from_dict
+from vlkd.errors import VlkdError
+from vlkd.io import read_json
+from vlkd.rundir import model_dir
 
 
 @dataclass
@@ -305,3 +313,28 @@ class DualVGR(nn.Module):
             a, m = unit(a, m, words, tokens, token_mask, trace)
         fused = self.fusion(a, m)
         return DualVGROutput(self.head(sentence, self.pool(fused)), fused, a, m, **trace)
+
+
+# -- save / load ---------------------------------------------------------------------------------------
+
+def save_dualvgr(model: DualVGR, path: Path, data_dir: Path) -> None:
+    """A model directory: weights, sizes, and the vocabulary it answers in."""
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    info = {"model": asdict(model.config), "vocab_size": model.question.embed.num_embeddings,
+            "num_answers": model.head.classifier[-1].out_features}
+    (path / "config.json").write_text(json.dumps(info, indent=2) + "\n")
+    (path / "vocab.json").write_bytes((data_dir / "vocab.json").read_bytes())
+
+
+def load_dualvgr(run_or_model: str | Path, data_dir: Path | None = None) -> tuple[DualVGR, Path]:
+    """The model (eval mode) and the directory it came from; with `data_dir` (a `prepare videoqa` output),
+    the model must answer in that data's vocabulary."""
+    path = model_dir(run_or_model, "model.safetensors", "config.json", what="DualVGR model")
+    if data_dir is not None and read_json(path / "vocab.json") != read_json(data_dir / "vocab.json"):
+        raise VlkdError(f"mismatched vocab: the model was trained with another vocabulary than "
+                        f"{data_dir / 'vocab.json'}", path / "vocab.json")
+    info = read_json(path / "config.json")
+    model = DualVGR(from_dict(DualVGRConfig, info["model"]), info["vocab_size"], info["num_answers"])
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval(), path

@@ -10,11 +10,14 @@ tower's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertForMaskedLM
 
@@ -31,7 +34,7 @@ class VideoTowerConfig:
     intermediate_size: int = 2048
     max_steps: int = 384
     dropout: float = 0.1
-    pooling: str = "mean"  # mean over valid steps, or "first": a learned step prepended to the sequence
+    pooling: Literal["mean", "first"] = "mean"  # mean over valid steps, or a learned step prepended to the sequence
 
 
 class VideoTower(nn.Module):
@@ -85,10 +88,18 @@ class VideoTextTeacher(nn.Module):
         return self.video(features, mask)
 
 
+def save_teacher(teacher: VideoTextTeacher, path: Path, tokenizer_dir: Path) -> None:
+    """path/text: the text tower (AutoModelForMaskedLM + tokenizer); path/video: the video tower."""
+    teacher.text.save_pretrained(path / "text")
+    for file in sorted(Path(tokenizer_dir).iterdir()):
+        shutil.copy2(file, path / "text" / file.name)
+    (path / "video").mkdir()
+    save_file({k: v.contiguous() for k, v in teacher.video.state_dict().items()}, str(path / "video" / "model.safetensors"))
+    (path / "video" / "config.json").write_text(json.dumps(asdict(teacher.video.cfg), indent=2) + "\n")
+
+
 def load_teacher(final_dir: str | Path) -> VideoTextTeacher:
     """Load a trained teacher from a run's `final/` (text/ via from_pretrained, video/ safetensors)."""
-    from safetensors.torch import load_file
-
     final_dir = Path(final_dir)
     for needed in (final_dir / "text" / "config.json", final_dir / "video" / "config.json",
                    final_dir / "video" / "model.safetensors"):

@@ -57,7 +57,7 @@ class Config(TrainConfig):
     """DESIGN section 8 defaults: lr 1e-4, batch 32, warmup 10%, 3 epochs."""
 
     task: str = "finetune"
-    model: str = ""  # type: ignore[assignment]  # a local from_pretrained directory (not a size preset)
+    model: str = ""  # a local from_pretrained directory (not a size preset)
     data: FinetuneData = field(default_factory=FinetuneData)
     epochs: float = 3.0
     warmup: float = 0.1

@@ -8,18 +8,18 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Subset
 from transformers import BertForMaskedLM
 
 from vlkd.config import TrainConfig
+from vlkd.data.text.collate import BlockCollator
 from vlkd.data.text.store import TokenStore
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
-from vlkd.losses import mask_tokens, mlm
-from vlkd.models.bert import build_masked_lm, encode
+from vlkd.losses import mlm
+from vlkd.models.bert import ModelConfig, build_masked_lm, encode
 
 
 @dataclass
@@ -33,25 +33,8 @@ class MLMData:
 @dataclass
 class Config(TrainConfig):
     task: str = "mlm"
+    model: ModelConfig = field(default_factory=ModelConfig)
     data: MLMData = field(default_factory=MLMData)
-
-
-class BlockCollator:
-    """Blocks -> `[CLS] block [SEP]` inputs with BERT masking (randomness from the given generator)."""
-
-    def __init__(self, special_ids: dict[str, int], vocab_size: int, probability: float) -> None:
-        self.cls_id, self.sep_id, self.mask_id = special_ids["cls"], special_ids["sep"], special_ids["mask"]
-        self.vocab_size, self.probability = vocab_size, probability
-
-    def __call__(self, blocks: list[np.ndarray], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        body = torch.from_numpy(np.stack(blocks).astype(np.int64))
-        n = body.shape[0]
-        ids = torch.cat([torch.full((n, 1), self.cls_id), body, torch.full((n, 1), self.sep_id)], dim=1)
-        special = torch.zeros_like(ids, dtype=torch.bool)
-        special[:, 0] = special[:, -1] = True
-        masked, labels = mask_tokens(ids, special, mask_id=self.mask_id, vocab_size=self.vocab_size,
-                                     probability=self.probability, generator=generator)
-        return {"input_ids": masked, "labels": labels}
 
 
 class MaskedLM(nn.Module):

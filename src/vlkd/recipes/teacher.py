@@ -9,31 +9,25 @@ matching similarity (mean over caption tokens of cos(token, video)).
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
-from safetensors.torch import save_file
 from torch import nn
 
 from vlkd.config import TrainConfig
+from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.engine import Job
 from vlkd.engine.batches import seeded_generator
 from vlkd.errors import VlkdError
-from vlkd.eval.retrieval import retrieval_metrics
-from vlkd.losses import LossTerm, LossTerms, check_terms, mask_tokens, mlm
-from vlkd.models.bert import build_masked_lm
-from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
+from vlkd.eval.retrieval import EVAL_BATCH, encode_split, retrieval_metrics
+from vlkd.losses import LossTerm, LossTerms, check_terms, mlm
+from vlkd.models.bert import ModelConfig, build_masked_lm
+from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
 
-
-EVAL_BATCH = 32
 
 
 @dataclass
@@ -52,43 +46,11 @@ def reference_matching() -> list[LossTerm]:
 @dataclass
 class Config(TrainConfig):
     task: str = "teacher"
+    model: ModelConfig = field(default_factory=ModelConfig)  # the text tower
     data: TeacherData = field(default_factory=TeacherData)
     video: VideoTowerConfig = field(default_factory=VideoTowerConfig)
     matching: list[LossTerm] = field(default_factory=reference_matching)  # text: token features; video: embeddings
     mlm_weight: float = 1.0
-
-
-class TeacherCollator:
-    """Samples -> padded `[CLS] caption [SEP]` (masked for MLM) + padded video steps with masks."""
-
-    def __init__(self, special_ids: dict[str, int], vocab_size: int, probability: float) -> None:
-        self.special, self.vocab_size, self.probability = special_ids, vocab_size, probability
-
-    def __call__(self, items: list[dict], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
-        n = len(items)
-        text_len = max(len(it["tokens"]) for it in items) + 2
-        ids = torch.full((n, text_len), self.special["pad"], dtype=torch.long)
-        attention = torch.zeros(n, text_len, dtype=torch.long)
-        steps = max(len(it["steps"]) for it in items)
-        video = torch.zeros(n, steps, items[0]["steps"].shape[1])
-        video_mask = torch.zeros(n, steps, dtype=torch.long)
-        for i, it in enumerate(items):
-            k = len(it["tokens"])
-            ids[i, 0], ids[i, 1:k + 1], ids[i, k + 1] = self.special["cls"], torch.from_numpy(it["tokens"]), \
-                self.special["sep"]
-            attention[i, :k + 2] = 1
-            video[i, :len(it["steps"])] = torch.from_numpy(it["steps"])
-            video_mask[i, :len(it["steps"])] = 1
-        batch = {"attention_mask": attention, "video": video, "video_mask": video_mask,
-                 "video_index": torch.tensor([it["video"] for it in items])}
-        if generator is None:  # retrieval: the unmasked caption
-            batch["input_ids"] = ids
-            return batch
-        special = (ids == self.special["cls"]) | (ids == self.special["sep"]) | (attention == 0)
-        batch["input_ids"], batch["labels"] = mask_tokens(ids, special, mask_id=self.special["mask"],
-                                                          vocab_size=self.vocab_size, probability=self.probability,
-                                                          generator=generator)
-        return batch
 
 
 class TeacherTask(nn.Module):
@@ -104,25 +66,6 @@ class TeacherTask(nn.Module):
         masked_lm = mlm(text, batch["labels"], self.teacher.text.cls)
         loss = match + self.config.mlm_weight * masked_lm
         return {"loss": loss, "match": match, "mlm": masked_lm, **{k: v for k, v in terms.items() if k != "match"}}
-
-
-def caption_query(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """q = mean over valid tokens of norm(h_t): q . v equals the token-mean cosine used for matching."""
-    m = mask.unsqueeze(-1).to(text.dtype)
-    return (F.normalize(text, dim=-1) * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-@torch.no_grad()
-def encode_split(teacher: VideoTextTeacher, samples: TeacherSamples, collate: TeacherCollator, items: list[int],
-                 device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Caption queries and video embeddings of `items` (unmasked captions), aligned row by row."""
-    queries, gallery = [], []
-    for k in range(0, len(items), EVAL_BATCH):
-        batch = {key: v.to(device) for key, v in collate([samples[i] for i in items[k:k + EVAL_BATCH]], None).items()}
-        text = teacher.encode_text(batch["input_ids"], batch["attention_mask"])
-        queries.append(caption_query(text, batch["attention_mask"]).float().cpu())
-        gallery.append(teacher.encode_video(batch["video"], batch["video_mask"]).float().cpu())
-    return torch.cat(queries).numpy(), torch.cat(gallery).numpy()
 
 
 def needs_even_batch(config: Config) -> bool:
@@ -188,14 +131,7 @@ def build(config: Config) -> Job:
         return result
 
     def save_final(module: nn.Module, path: Path) -> None:
-        """final/text: the text tower (AutoModelForMaskedLM + tokenizer); final/video: the video tower."""
-        module.teacher.text.save_pretrained(path / "text")
-        for file in sorted((train.root / "tokenizer").iterdir()):
-            shutil.copy2(file, path / "text" / file.name)
-        (path / "video").mkdir()
-        save_file({k: v.contiguous() for k, v in module.teacher.video.state_dict().items()},
-                  str(path / "video" / "model.safetensors"))
-        (path / "video" / "config.json").write_text(json.dumps(asdict(config.video), indent=2) + "\n")
+        save_teacher(module.teacher, path, train.root / "tokenizer")
 
     return Job(module=task, train_data=train, collate=collate, save_final=save_final, evaluate=evaluate,
                count_tokens=lambda b: int(b["attention_mask"].sum()))

@@ -15,6 +15,7 @@ scored once, afterwards, by `vlkd evaluate videoqa`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,10 @@ from vlkd.data.videoqa.prepare import load_vocab
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
-from vlkd.eval.videoqa import accuracy, load_dualvgr, predict, save_dualvgr
+from vlkd.eval.videoqa import accuracy, predict
 from vlkd.io import read_json
 from vlkd.losses import LossTerm, LossTerms, check_terms, dualvgr_consistency, hsic
-from vlkd.models.dualvgr import DualVGR, DualVGRConfig
+from vlkd.models.dualvgr import DualVGR, DualVGRConfig, load_dualvgr, save_dualvgr
 
 
 @dataclass
@@ -63,9 +64,9 @@ def reference_kd() -> list[LossTerm]:
 @dataclass
 class Config(TrainConfig):
     task: str = "videoqa"
-    role: str = "teacher"  # teacher | student
+    role: Literal["teacher", "student"] = "teacher"
     teacher: str = ""  # student: the teacher's run directory (its best/, else final/); empty: no KD
-    model: DualVGRConfig = field(default_factory=DualVGRConfig)  # type: ignore[assignment]
+    model: DualVGRConfig = field(default_factory=DualVGRConfig)
     data: VideoQAData = field(default_factory=VideoQAData)
     loss: RegularizerWeights = field(default_factory=RegularizerWeights)
     kd: list[LossTerm] = field(default_factory=reference_kd)
@@ -105,8 +106,6 @@ class VideoQATask(nn.Module):
 
 
 def _check_config(config: Config) -> None:
-    if config.role not in ("teacher", "student"):
-        raise VlkdError(f"config key 'role' must be teacher or student, got {config.role!r}")
     if config.role == "teacher" and config.teacher:
         raise VlkdError("config key 'teacher' is for role=student (a teacher run to distil from)")
     check_terms(config.kd, "kd", kinds=("clips", "logits"), student=OUTPUTS, teacher=OUTPUTS)

@@ -17,6 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
+from vlkd.data.bundled import bundled_path
 from vlkd.errors import VlkdError
 from vlkd.models.resnext3d import FEATURE_DIM, KINETICS_MEAN_255, resnext101_3d
 from vlkd.video.flow import FLOW_DIM, flow_features
@@ -126,9 +127,7 @@ def resolve_weights(spec: Spec, weights: str | os.PathLike | None) -> Path | Non
     if cached.is_file():
         return cached
     if spec.name == "mobilenet_v2":
-        from vlkd.data.bundled import bundled_path
-
-        return bundled_path("mobilenet_v2")
+            return bundled_path("mobilenet_v2")
     raise VlkdError(f"no weights for {spec.name}: pass a local file with --weights (torchvision's cache has no "
                     f"{spec.cache_file}; nothing is downloaded)")
 

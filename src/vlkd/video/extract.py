@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from vlkd.data.videoqa.prepare import read_mapping
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
 from vlkd.video.backbones import FeatureModel, load_backbone
@@ -90,8 +91,6 @@ def video_ids(paths: list[Path]) -> list[str]:
 
 
 def _mapped_ids(ids: list[str], paths: list[Path], mapping: Path) -> list[str]:
-    from vlkd.data.videoqa.prepare import read_mapping
-
     table = read_mapping(mapping)
     missing = [p for vid, p in zip(ids, paths) if vid not in table]
     if missing:

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from vlkd.data.bundled import bundled_path
 from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
@@ -129,8 +130,6 @@ def _bundled_glove(name: str, wanted: dict[str, list[int]]) -> tuple[dict[str, n
         raise VlkdError(f"unknown bundled GloVe {name!r} (known: "
                         f"{', '.join('bundled:' + k for k in sorted(BUNDLED_GLOVE))})")
     import pyarrow.parquet as pq
-
-    from vlkd.data.bundled import bundled_path
 
     matrix_name, index_name = BUNDLED_GLOVE[name]
     matrix = np.load(bundled_path(matrix_name), mmap_mode="r", allow_pickle=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vlkd.errors import VlkdError
-from vlkd.recipes.quickstart import run_quickstart
+from vlkd.quickstart import run_quickstart
 
 
 def test_quickstart_builds_store_trains_and_reports(tmp_path: Path) -> None:

@@ -14,12 +14,11 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean, stdev
 
-from vlkd.config import load_config
 from vlkd.data.videoqa.prepare import load_split, prepare_videoqa
 from vlkd.data.world.generate import ensure_world
 from vlkd.eval.videoqa import evaluate_videoqa
 from vlkd.io import read_json
-from vlkd.recipes import run_training
+from vlkd.recipes import load_config, run_training
 from vlkd.video.extract import extract_features
 
 SEEDS = (0, 1, 2)

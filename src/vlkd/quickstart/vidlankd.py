@@ -1,36 +1,22 @@
-"""`vlkd quickstart`: the embedded default, offline on a CPU, from bundled real data (DESIGN section 6).
-
-Stages (each resumable: re-running continues where a kill stopped it):
-1. token store from the bundled Wikipedia lead sections (bert-base-uncased vocabulary);
-2. a tiny text-only BERT trained with masked language modelling (the VidLanKD baseline);
-3. that model fine-tuned on `rt-polarity` (bundled Rotten Tomatoes snippets, `vlkd prepare bundled`);
-4. the video-language teacher on a generated synthetic world: world -> features -> samples -> training,
-   with held-out caption -> video retrieval and its grounding grid;
-5. VideoQA on the same world: DualVGR teacher, distilled student, student alone, motion ablation
-   (`vlkd.recipes.quickstart_videoqa`);
-then OUT/report.md with every stage's numbers and curves.
-"""
+"""The quickstart's VidLanKD stages: token store, MLM baseline, rt-polarity fine-tuning, the video-language
+teacher on the synthetic world. Each returns its report lines and resumes where a kill stopped it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vlkd.config import load_config
 from vlkd.data.bundled import bundled_path
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.tasks.bundled import RT_POLARITY, prepare_bundled
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.data.world.generate import ensure_world
-from vlkd.engine.metrics import read_metrics
-from vlkd.engine.trainer import load_run_config
-from vlkd.errors import VlkdError
 from vlkd.eval.grounding import evaluate_retrieval
-from vlkd.io import read_json, write_text_atomic
-from vlkd.recipes import run_training
+from vlkd.io import read_json
+from vlkd.recipes import load_config, run_training
 from vlkd.recipes.finetune import finetune_command
-from vlkd.recipes.quickstart_videoqa import videoqa_stage
 from vlkd.report import summarize_run
+from vlkd.rundir import load_run_config, read_metrics
 from vlkd.video.extract import extract_features
 
 WORLD_VIDEOS, WORLD_SEED = 160, 0
@@ -146,25 +132,3 @@ def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEO
         f"![grounding]({grid})", "",
         _embedded_report(run_dir, out),
     ]
-
-
-def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str] | None = None,
-                   world_videos: int = WORLD_VIDEOS) -> Path:
-    """Run every available stage into `out` and write `out/report.md`.
-
-    `overrides` (key=value) apply to every training stage and `world_videos` sizes the synthetic world,
-    e.g. to shorten the run in tests.
-    """
-    out = Path(out)
-    if only not in (None, "vidlankd", "videoqa"):
-        raise VlkdError(f"--only must be vidlankd or videoqa, got {only!r}")
-    extra = list(overrides or [])
-    lines = ["# vlkd quickstart", "", "Offline, on the CPU, from bundled real data.", ""]
-    if only in (None, "vidlankd"):
-        run_dir, text_lines = text_stage(out, extra)
-        lines += [*text_lines, *finetune_stage(out, run_dir / "final", extra), *teacher_stage(out, extra, world_videos)]
-    if only in (None, "videoqa"):
-        lines += videoqa_stage(out, extra, world_videos, world_seed=WORLD_SEED)
-    report = out / "report.md"
-    write_text_atomic(report, "\n".join(lines) + "\n")
-    return report

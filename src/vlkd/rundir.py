@@ -1,0 +1,50 @@
+"""The run directory's layout, in one place: what `vlkd train` writes and every later command reads.
+
+    RUN/config.yaml        the resolved config          RUN/metrics.jsonl   one JSON object per log/eval step
+    RUN/checkpoints/step-N one resumable checkpoint     RUN/final/          the model at the last step
+    RUN/best/              the best-evaluated model (with `select_best`), its selection.json
+    RUN/results.json       the last evaluation (and the best one)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vlkd.errors import VlkdError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+BEST = "best"
+SELECTION = "selection.json"
+RESULTS = "results.json"
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config a run saved (for tools that inspect finished runs)."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise VlkdError("not a run directory (no config.yaml)", run_dir)
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl (empty if there is none)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> Path:
+    """A run's best/ (chosen on validation) if it has one, else its final/; or a model directory itself.
+    The chosen directory must hold every `required` file."""
+    path = Path(run_or_model)
+    for candidate in (path / BEST, path / FINAL, path):
+        if all((candidate / name).is_file() for name in required):
+            return candidate
+    raise VlkdError(f"no {what} here (expected best/ or final/ with {', '.join(required)})", path)
