@@ -44,6 +44,19 @@ class KDHead(nn.Module):
         return F.normalize(self.out(self.norm(F.gelu(self.dense(hidden)))), dim=-1)
 
 
+class VokenHead(nn.Module):
+    """The vokenization baseline's classifier: dense -> GELU -> LayerNorm -> Linear to the number of vokens."""
+
+    def __init__(self, student_width: int, num_vokens: int, layer_norm_eps: float = 1e-12) -> None:
+        super().__init__()
+        self.dense = nn.Linear(student_width, student_width)
+        self.norm = nn.LayerNorm(student_width, eps=layer_norm_eps)
+        self.out = nn.Linear(student_width, num_vokens)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out(self.norm(F.gelu(self.dense(hidden))))
+
+
 def save_kd_head(head: KDHead, final_dir: Path) -> None:
     path = Path(final_dir) / KD_HEAD_DIR
     path.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from vlkd.errors import VlkdError
 RECIPES: dict[str, str] = {
     "mlm": "vlkd.recipes.mlm",
     "teacher": "vlkd.recipes.teacher",
+    "distill": "vlkd.recipes.distill",
     "finetune": "vlkd.recipes.finetune",
     "videoqa": "vlkd.recipes.videoqa",
 }
