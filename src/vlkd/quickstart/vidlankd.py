@@ -1,9 +1,12 @@
-"""The quickstart's VidLanKD stages: token store, MLM baseline, rt-polarity fine-tuning, the video-language
-teacher on the synthetic world. Each returns its report lines and resumes where a kill stopped it."""
+"""The quickstart's VidLanKD stages: the video-language teacher on the synthetic world, a token store of
+Wikipedia + the world's training captions, the MLM baseline and the distilled student at equal compute,
+and their comparison (perplexity, grounding by both routes, rt-polarity over seeds). Each stage resumes
+where a kill stopped it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import mean, stdev
 
 from vlkd.data.bundled import bundled_path
 from vlkd.data.teacher.howto100m import prepare_howto100m
@@ -11,8 +14,8 @@ from vlkd.data.tasks.bundled import RT_POLARITY, prepare_bundled
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.data.world.generate import ensure_world
-from vlkd.eval.grounding import evaluate_retrieval
-from vlkd.io import read_json
+from vlkd.eval.grounding import evaluate_retrieval, evaluate_text_grounding
+from vlkd.io import read_json, write_text_atomic
 from vlkd.recipes import load_config, run_training
 from vlkd.recipes.finetune import finetune_command
 from vlkd.report import summarize_run
@@ -20,6 +23,8 @@ from vlkd.rundir import load_run_config, read_metrics
 from vlkd.video.extract import extract_features
 
 WORLD_VIDEOS, WORLD_SEED = 160, 0
+SEEDS = (0, 1, 2)
+LABELS = {"mlm": "text-only BERT (MLM)", "distill": "distilled student (MLM + NST)"}
 
 
 def _first_record(run_dir: Path, key: str) -> float | None:
@@ -33,69 +38,95 @@ def _embedded_report(run_dir: Path, out: Path) -> str:
             .replace("(curves.png)", f"({(run_dir / 'curves.png').relative_to(out)})"))
 
 
-def text_stage(out: Path, overrides: list[str]) -> tuple[Path, list[str]]:
-    """Token store + MLM baseline; returns (run dir, report lines)."""
-    path = out / "wiki-tokens"
+def world_captions(world: Path, data: Path, out: Path) -> Path:
+    """The teacher's training captions as plain text (one segment a line): the held-out videos' captions
+    stay out of the student's corpus, so grounding is measured on captions no text model has read."""
+    path = out / "world-train-captions.txt"
+    if not path.is_file():
+        train = set(read_json(data / "meta.json")["splits"]["train"]["videos"])
+        captions = read_json(world / "caption.json")
+        lines = [text for vid in sorted(train) for text in captions[vid]["text"]]
+        write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def text_stage(out: Path, overrides: list[str], captions: Path) -> tuple[TokenStore, Path, list[str]]:
+    """Token store (Wikipedia + the world's training captions) + the MLM baseline; returns (store, run, lines)."""
+    path = out / "text-tokens"
     if not (path / "meta.json").is_file():
-        build_token_store([bundled_path("wikipedia")], BUNDLED_TOKENIZER, path)
+        build_token_store([bundled_path("wikipedia"), captions], BUNDLED_TOKENIZER, path)
     store = TokenStore(path)
     config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", f"data.train={store.path}", "resume=true",
                                              *overrides])
     run_dir = run_training(config)
-    results = read_json(run_dir / "results.json")
     meta = store.meta
-    start = _first_record(run_dir, "valid_perplexity")
     lines = [
-        "## 1. Token store (bundled English Wikipedia lead sections)", "",
+        "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions", "",
         f"- {meta['num_tokens']:,} tokens in {meta['num_blocks']:,} blocks of {meta['block_size']} "
-        f"(vocabulary {meta['vocab_size']:,}, tokenizer `{meta['tokenizer']}`)", "",
-        "## 2. Text-only BERT, masked language modelling (the VidLanKD baseline)", "",
-        f"- model: {config.model.num_layers} layers, hidden {config.model.hidden_size}; {results['step']} steps "
-        f"of batch {config.batch_size}",
-        f"- held-out perplexity: {'n/a' if start is None else f'{start:.1f}'} at step 0, "
-        f"**{results.get('valid_perplexity', float('nan')):.1f}** at the end "
-        f"(MLM loss {results.get('valid_mlm', float('nan')):.3f})",
-        f"- run directory: `{run_dir}` (its weights load with "
-        f"`AutoModelForMaskedLM.from_pretrained('{run_dir / 'final'}')`)", "",
-        _embedded_report(run_dir, out),
+        f"(vocabulary {meta['vocab_size']:,}, tokenizer `{meta['tokenizer']}`); sources: "
+        + ", ".join(f"`{Path(s['path']).name}` ({s['lines_kept']:,} lines)" for s in meta["sources"]), "",
     ]
-    return run_dir, lines
+    return store, run_dir, lines
+
+
+def distill_stage(out: Path, overrides: list[str], store: TokenStore, teacher: Path) -> Path:
+    """The student distilled from the teacher (NST), at the baseline's steps, batch, seed and data order."""
+    config = load_config("quickstart-distill", [f"output_dir={out / 'distill'}", f"data.train={store.path}",
+                                                 f"teacher={teacher}", "resume=true", *overrides])
+    return run_training(config)
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{mean(values):.1f} ± {stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+
+
+def comparison_stage(out: Path, overrides: list[str], runs: dict[str, Path], teacher: Path, data: Path) -> list[str]:
+    """Baseline vs. distilled student: held-out perplexity, grounding by both routes, rt-polarity over seeds."""
+    tasks = out / "bundled"
+    if not (tasks / RT_POLARITY.name / "meta.json").is_file():
+        prepare_bundled(tasks)
+    rt = tasks / RT_POLARITY.name
+    rows, grounding, first_config = [], {}, None
+    for name, run_dir in runs.items():
+        results = read_json(run_dir / "results.json")
+        grounding[name] = evaluate_text_grounding(run_dir, teacher, data, out=run_dir / "grounding")
+        # One epoch of rt-polarity per seed, lr 1e-3: the GLUE default 1e-4 leaves a tiny model at the
+        # majority class (61.7% dev, measured).
+        downstream = finetune_command(RT_POLARITY.name, str(rt), str(run_dir / "final"),
+                                      str(out / f"finetune-{name}"),
+                                      ["resume=true", "epochs=1", "lr=1e-3", f"seeds={','.join(map(str, SEEDS))}",
+                                       *overrides])
+        first_config = first_config or load_run_config(out / f"finetune-{name}" / f"seed-{SEEDS[0]}")
+        accuracies = [100 * downstream["per_seed"][str(seed)]["accuracy"] for seed in SEEDS]
+        g = grounding[name]
+        head = f"{g['head']['r5']:.3f}" if g.get("head") else "n/a (no KD head)"
+        rows.append(f"| {LABELS[name]} | {results['step']} | {results.get('valid_perplexity', float('nan')):.1f} | "
+                    f"{head} | {g['probe']['r5']:.3f} | {_mean_std(accuracies)} |")
+    gallery = next(iter(grounding.values()))["gallery"]
+    return [
+        "## 4. Baseline vs. distilled student (equal compute)", "",
+        f"Both students: `quickstart-mlm` sizes, the same steps, batch, seed, blocks and masks; the distilled one adds "
+        f"NST against the teacher's text tower (its KD head maps student tokens to the teacher's width). Grounding: "
+        f"held-out caption -> clip retrieval against all {gallery} held-out clips (`vlkd evaluate grounding`; R@5 "
+        f"chance {min(5 / gallery, 1):.3f}): the *head* route scores the KD head's tokens by the teacher's similarity, "
+        f"the *probe* route a ridge regression from mean-pooled hidden states to the teacher's video embeddings "
+        f"(fitted on the training captions). rt-polarity: dev accuracy in %, mean ± std over seeds "
+        f"{', '.join(map(str, SEEDS))}, one epoch at lr {first_config['lr']:g} each (majority class "
+        f"{100 * _majority_share(rt / 'dev.tsv'):.1f}%).", "",
+        "| model | steps | held-out perplexity | grounding R@5, head | grounding R@5, probe | rt-polarity dev acc. |",
+        "|---|---|---|---|---|---|",
+        *rows, "",
+        "Reproduce a row: `vlkd train quickstart-mlm|quickstart-distill data.train=OUT/text-tokens teacher=OUT/teacher "
+        "output_dir=...`, then `vlkd evaluate grounding --model RUN --teacher OUT/teacher --data OUT/world-teacher-data` "
+        "and `vlkd finetune --task rt-polarity --data-dir OUT/bundled/rt-polarity --model RUN/final --out ... epochs=1 "
+        "lr=1e-3 seeds=0,1,2`.", "",
+        *[_embedded_report(run_dir, out) for run_dir in runs.values()],
+    ]
 
 
 def _majority_share(dev_tsv: Path) -> float:
     labels = [line.rsplit("\t", 1)[-1] for line in dev_tsv.read_text(encoding="utf-8").splitlines()[1:]]
     return max(labels.count(v) for v in set(labels)) / len(labels)
-
-
-def finetune_stage(out: Path, model: Path, overrides: list[str]) -> list[str]:
-    """Fine-tune `model` on rt-polarity (DESIGN section 8 defaults, one epoch); returns report lines."""
-    tasks = out / "bundled"
-    if not (tasks / RT_POLARITY.name / "meta.json").is_file():
-        prepare_bundled(tasks)
-    data = tasks / RT_POLARITY.name
-    counts = read_json(data / "meta.json")["counts"]
-    run_dir = out / "finetune-rt-polarity"
-    # One epoch (about 330 steps of batch 32) keeps this stage to a minute on 2 cores. The GLUE default
-    # lr 1e-4 suits BERT-sized models; the tiny model stays at the majority class with it (61.7% dev)
-    # and reaches about 74% with 1e-3 (measured).
-    downstream = finetune_command(RT_POLARITY.name, str(data), str(model), str(run_dir),
-                                  ["resume=true", "epochs=1", "lr=1e-3", *overrides])
-    config = load_run_config(run_dir)
-    steps = read_json(run_dir / "results.json")["step"]
-    summarize_run(run_dir)  # its own report.md and curves.png
-    curves = (run_dir / "curves.png").relative_to(out)
-    return [
-        "## 3. Downstream: fine-tuned on rt-polarity (sentiment of Rotten Tomatoes snippets)", "",
-        f"- data: `vlkd prepare bundled`, {counts['train']:,} train / {counts['dev']:,} dev snippets (split by movie)",
-        f"- the MLM model above plus a classifier: {steps} steps ({steps / (counts['train'] // config['batch_size']):.1f} "
-        f"epochs) of batch {config['batch_size']}, lr {config['lr']:g}, warmup {config['warmup']:g}, "
-        f"max length {config['data']['max_length'] or RT_POLARITY.max_length}",
-        f"- dev accuracy: **{100 * downstream['accuracy']:.1f}%** (majority class: "
-        f"{100 * _majority_share(data / 'dev.tsv'):.1f}%; the bundled pretrained MiniLM "
-        "reaches >= 75% with `vlkd finetune`, see the README)",
-        f"- run directory: `{run_dir}` (curves: [{curves}]({curves}); test predictions: "
-        f"`{run_dir / (RT_POLARITY.name + '.tsv')}`)", "",
-    ]
 
 
 def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEOS) -> list[str]:
@@ -117,7 +148,7 @@ def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEO
     grid = Path(scores["grid"]).relative_to(out)
     held_out = meta["splits"]["valid"]
     return [
-        "## 4. The video-language teacher on a synthetic world", "",
+        "## 1. The video-language teacher on a synthetic world", "",
         f"- world: {num_videos} generated videos (`vlkd prepare world --videos {num_videos} --seed {WORLD_SEED}`), "
         "HowTo100M-format captions; features: MobileNetV2 (bundled ImageNet weights) at 1/s and weight-free "
         f"optical-flow motion at 1.5/s, {meta['feature_dim']}-d steps",

@@ -1,0 +1,152 @@
+"""The distillation recipe end to end: equal compute with the MLM baseline (same blocks, masks and initial
+weights), training through the CLI with several KD terms, a plain BERT in final/ with the KD head beside it,
+no teacher weights in checkpoints, exact resume after kill -9 with CRD's memory banks, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from accelerate.utils import set_seed
+from safetensors import safe_open
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM
+
+from tests.conftest import run_cli
+from vlkd.data.text.store import TokenStore
+from vlkd.engine.batches import ShardedBatches
+from vlkd.models.bert import ModelConfig, build_masked_lm
+from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
+from vlkd.recipes import load_config, recipe_module
+
+STUDENT = ["model.num_layers=1", "model.hidden_size=64", "model.num_heads=2", "model.intermediate_size=128",
+           "model.max_position_embeddings=128", "progress=false"]
+NST_CRD = ("kd.terms=[{loss: nst, student: tokens, teacher: tokens}, "
+           "{loss: crd, student: hidden, teacher: hidden, weight: 0.5, args: {embed_dim: 16, num_negatives: 32}}]")
+
+
+@pytest.fixture(scope="module")
+def teacher_run(token_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher run directory (final/text + final/video + config.yaml) of another width than the student."""
+    torch.manual_seed(0)
+    text = build_masked_lm(ModelConfig(hidden_size=48, num_layers=1, num_heads=2, intermediate_size=96,
+                                       max_position_embeddings=128))
+    teacher = VideoTextTeacher(text, VideoTowerConfig(feature_dim=16, hidden_size=32, num_layers=1, num_heads=2,
+                                                      intermediate_size=64))
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    (run / "final").mkdir(parents=True)
+    save_teacher(teacher, run / "final", TokenStore(token_store).tokenizer_dir)
+    (run / "config.yaml").write_text(yaml.safe_dump({"task": "teacher", "data": {"path": str(run / "no-data")}}))
+    return run
+
+
+def test_distill_and_baseline_draw_the_same_blocks_masks_and_initial_weights(token_store: Path,
+                                                                            teacher_run: Path, tmp_path: Path) -> None:
+    common = [f"data.train={token_store}", "batch_size=8", *STUDENT]
+    kd = load_config("distill-tiny", [f"teacher={teacher_run}", f"output_dir={tmp_path / 'kd'}", NST_CRD, *common])
+    base = load_config("mlm-tiny", [f"output_dir={tmp_path / 'mlm'}", *common])
+    assert (kd.seed, kd.max_steps, kd.batch_size, kd.lr) == (base.seed, base.max_steps, base.batch_size, base.lr)
+    jobs = []
+    for config in (kd, base):
+        set_seed(config.seed)  # as the engine does before building a job
+        jobs.append(recipe_module(config.task).build(config))
+        jobs[-1].rng_after_build = torch.get_rng_state()
+    kd_job, base_job = jobs
+    student, baseline = kd_job.module.student.state_dict(), base_job.module.model.state_dict()
+    assert student.keys() == baseline.keys()
+    assert all(torch.equal(student[k], baseline[k]) for k in student)
+    assert torch.equal(kd_job.rng_after_build, base_job.rng_after_build)  # same dropout streams
+    a = ShardedBatches(kd_job.train_data, kd_job.collate, 8, seed=kd.seed)
+    b = ShardedBatches(base_job.train_data, base_job.collate, 8, seed=base.seed)
+    assert len(a) == len(b)
+    for m in (0, 1, 2, len(a) - 1, len(a), 3 * len(a) + 5):  # across epochs too
+        x, y = a[m], b[m]
+        assert torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["labels"], y["labels"]), m
+    assert len(kd_job.valid_data) == len(base_job.valid_data)
+
+
+def test_distill_trains_and_final_is_a_plain_bert_with_the_kd_head_beside_it(token_store: Path, teacher_run: Path,
+                                                                          tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("train", "distill-tiny", f"data.train={token_store}", f"teacher={teacher_run}",
+                     f"output_dir={out}", NST_CRD, "max_steps=24", "batch_size=16", "lr=2e-3", "warmup=3",
+                     "log_every=4", "save_every=12", "eval_every=12", "eval_batches=2", *STUDENT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert {"mlm", "nst", "crd"} <= set(train[0])
+    assert train[-1]["nst"] < train[0]["nst"] and train[-1]["mlm"] < train[0]["mlm"]
+    valid = [r for r in records if "valid_perplexity" in r]
+    assert valid and "valid_nst" in valid[-1]
+    model = AutoModelForMaskedLM.from_pretrained(out / "final")
+    assert model.config.hidden_size == 64
+    head = json.loads((out / "final" / "kd_head" / "config.json").read_text())
+    assert head == {"student_width": 64, "teacher_width": 48, "layer_norm_eps": model.config.layer_norm_eps}
+    with safe_open(str(out / "checkpoints" / "step-24" / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert not [n for n in names if n.startswith("teacher.")]
+    assert any(n.startswith("kd.stateful.crd.") and "bank" in n for n in names)  # CRD's memory banks
+
+
+def _train_cmd(store: Path, teacher: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vlkd", "train", "distill-tiny", f"data.train={store}", f"teacher={teacher}",
+            f"output_dir={out}", NST_CRD, "max_steps=16", "batch_size=16", "save_every=4", "log_every=4",
+            "eval_every=0", "eval_batches=1", *STUDENT, *extra]
+
+
+def test_kill_9_then_resume_with_crd_matches_uninterrupted_run(token_store: Path, teacher_run: Path,
+                                                              tmp_path: Path) -> None:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    straight = tmp_path / "straight"
+    subprocess.run(_train_cmd(token_store, teacher_run, straight), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(token_store, teacher_run, killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    first = killed / "checkpoints" / "step-4" / "trainer_state.json"
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert first.exists() and not (killed / "final").exists(), "the kill must land mid-run"
+    resumed = subprocess.run(_train_cmd(token_store, teacher_run, killed, "resume=true"), env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(straight / "checkpoints" / "step-16" / "model.safetensors")
+    b = load_file(killed / "checkpoints" / "step-16" / "model.safetensors")
+    assert a.keys() == b.keys() and any("bank" in k for k in a)
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_bad_input_is_one_line_exit_2(token_store: Path, teacher_run: Path, tmp_path: Path) -> None:
+    other_vocab = tmp_path / "other-vocab"
+    shutil.copytree(teacher_run, other_vocab)
+    for name, old, new in (("vocab.txt", "\nthe\n", "\nthee\n"), ("tokenizer.json", '"the":', '"thee":')):
+        file = other_vocab / "final" / "text" / name
+        file.write_text(file.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    cases = [
+        ([f"teacher={tmp_path / 'no-teacher'}"], "no-teacher"),
+        ([f"teacher={other_vocab}"], "mismatched vocab"),
+        ([f"teacher={teacher_run}", "kd.terms=[{loss: nsst, student: tokens, teacher: tokens}]"], "unknown loss 'nsst'"),
+        ([f"teacher={teacher_run}", "kd.targets=/x"], "kd.teacher_input=unmasked"),
+        ([f"teacher={teacher_run}", "kd.terms=[{loss: crd, student: hidden, teacher: hidden, "
+                                    "args: {embed_dim: 100000000000}}]"], "bank"),
+    ]
+    for i, (overrides, expected) in enumerate(cases):
+        out = tmp_path / f"run{i}"
+        result = run_cli("train", "distill-tiny", f"data.train={token_store}", f"output_dir={out}", *STUDENT,
+                         *overrides)
+        assert result.returncode == 2, (expected, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("vlkd: error:") and expected in lines[0], result.stderr
+        assert not out.exists()
