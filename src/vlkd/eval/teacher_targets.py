@@ -34,6 +34,7 @@ from vlkd.errors import VlkdError
 from vlkd.io import read_json, remove_path, write_json_atomic
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
+from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
 from vlkd.rundir import FINAL, load_run_config
 
@@ -83,13 +84,15 @@ def load_frozen_teacher(run: str | Path, store: TokenStore) -> tuple[VideoTextTe
     final = run / FINAL
     if not final.is_dir():
         raise VlkdError("teacher run has no final/ directory (unfinished run?)", run)
-    teacher = load_teacher(final)
     tok_dir = final / "text"
-    teacher_vocab = vocab_fingerprint(load_tokenizer(os.fspath(tok_dir)))
-    if teacher_vocab != store.vocab_sha:
-        raise VlkdError(f"mismatched vocab: the teacher's tokenizer (vocab_sha {teacher_vocab}) differs from the "
-                        f"token store's {store.path} (vocab_sha {store.vocab_sha}); build the store with the "
-                        f"teacher's tokenizer", tok_dir)
+    if tok_dir.is_dir():  # the cheap check first (a missing text/ is named by load_teacher)
+        teacher_vocab = vocab_fingerprint(load_tokenizer(os.fspath(tok_dir)))
+        if teacher_vocab != store.vocab_sha:
+            raise VlkdError(f"mismatched vocab: the teacher's tokenizer (vocab_sha {teacher_vocab}) differs from "
+                            f"the token store's {store.path} (vocab_sha {store.vocab_sha}); build the store with "
+                            f"the teacher's tokenizer", tok_dir)
+    with quiet_transformers():
+        teacher = load_teacher(final)
     teacher.eval()
     teacher.requires_grad_(False)
     info = {"run": os.fspath(run), "weights_sha": teacher_weights_sha(final),
