@@ -229,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = prep.add_parser("teacher-targets", help="cache a frozen teacher's distillation targets for a token store",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Run a trained teacher (RUN/final, frozen) once over every block of a token "
-                                    "store, fed the clean\n`[CLS] block [SEP]` (L = block_size + 2 tokens, no masking), "
-                                    "and cache what distillation needs, so a run with\n`kd.targets: OUT` never runs "
+                                    "store, fed the clean\n"
+                                    "`[CLS] block [SEP]` (L = block_size + 2 tokens, no masking), and cache what "
+                                    "distillation needs, so a run with\n`kd.targets: OUT` never runs "
                                     "the teacher. The teacher must share the store's vocabulary.\n\n"
                                     "Forms (OUT/targets.f16, float16, memory-mapped, row i = block i):\n"
                                     "  full      (num_blocks, L, H_t): norm(last hidden) per token; serves every "

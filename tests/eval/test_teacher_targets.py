@@ -14,8 +14,8 @@ import torch
 import vlkd.eval.teacher_targets as tt
 from tests.conftest import wiki_extracts
 from vlkd.cli import main
-from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.teacher.howto100m import prepare_howto100m
+from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
 from vlkd.eval.teacher_targets import (
@@ -157,6 +157,8 @@ def test_an_interrupted_build_resumes_to_identical_bytes(full: Path, teacher_run
     mtime = (out / "targets.f16").stat().st_mtime_ns
     assert prepare_teacher_targets(teacher_run, store.path, out, vokens=True, progress=False) == meta
     assert (out / "targets.f16").stat().st_mtime_ns == mtime
+    with pytest.raises(VlkdError, match="other arguments.*--overwrite"):
+        prepare_teacher_targets(teacher_run, store.path, out, vokens=False, progress=False)
 
 
 def test_check_refuses_another_store_block_size_or_teacher(full: Path, store: TokenStore, token_store: Path,
@@ -193,6 +195,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(teacher_run: Path, stor
         assert code == 2, lines
         assert len(lines) == 1 and lines[0].startswith("vlkd: error: ") and expected in lines[0], lines
         assert not out.exists()
+    gone = tmp_path / "data-gone"
+    shutil.copytree(teacher_run / "final", gone / "final")
+    (gone / "config.yaml").write_text(f"data:\n  path: {tmp_path / 'nowhere'}\n")
+    with pytest.raises(VlkdError, match="training data directory"):
+        prepare_teacher_targets(gone, store.path, tmp_path / "out", vokens=True)
     with pytest.raises(VlkdError, match="unknown targets form"):
         prepare_teacher_targets(teacher_run, store.path, tmp_path / "out", form="half")
     with pytest.raises(VlkdError, match="token store directory not found"):
@@ -208,6 +215,6 @@ def test_cli_prints_a_summary(teacher_run: Path, store: TokenStore, tmp_path: Pa
                  "--out", str(out), "--form", "nst-gram", "--batch-size", "16"])
     captured = capsys.readouterr()
     assert code == 0, captured.err[-2000:]
-    assert f"teacher-targets: {store.num_blocks} x 136 float16" in captured.err
+    assert f"teacher-targets: {store.num_blocks} blocks x 136 float16" in captured.err
     assert captured.out.strip().splitlines()[-1].startswith(f"{out}: teacher targets (nst-gram)")
     assert TeacherTargets(out).form == "nst-gram"

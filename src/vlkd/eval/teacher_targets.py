@@ -224,7 +224,8 @@ def prepare_teacher_targets(
             if not isinstance(state, dict) or _identity(state.get("meta") or {}) != _identity(plan):
                 raise VlkdError("holds an unfinished build with other arguments (teacher, store, form or vokens); "
                                 "pass --overwrite to start again", out)
-            done, fresh = int(state["blocks_done"]), False
+            done = int(state["blocks_done"])
+            fresh = done == 0  # nothing computed yet: (re)allocate the arrays
         elif out.is_dir() and not any(out.iterdir()):
             pass
         else:
@@ -233,7 +234,7 @@ def prepare_teacher_targets(
     elif out.exists():
         remove_path(out)
 
-    shape_text = " x ".join(str(d) for d in (n, *row_shape))
+    shape_text = f"{n} blocks x " + " x ".join(str(d) for d in row_shape)
     extra = f" + vokens int32 {_human(voken_bytes)}" if vokens else ""
     print(f"teacher-targets: {shape_text} float16 = {_human(target_bytes)}{extra} -> {out}"
           + (f" (resuming at block {done:,})" if done else ""), file=sys.stderr, flush=True)
@@ -243,10 +244,10 @@ def prepare_teacher_targets(
     bank = voken_bank(teacher, teacher_run, device) if vokens else None
     plan["num_vokens"] = None if bank is None else int(bank.shape[0])
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:  # the plan first: an output interrupted from here on is recognised and continued
+        _save_progress(out, plan, 0)
     targets = _open_array(out / TARGETS_FILE, "<f2", (n, *row_shape), fresh)
     voken_ids = _open_array(out / VOKENS_FILE, "<i4", (n, seq_len), fresh) if vokens else None
-    if fresh:
-        _save_progress(out, plan, 0)
 
     chunk = max(batch_size, CHUNK_BLOCKS // batch_size * batch_size)
     with tqdm(total=n, initial=done, unit="block", desc="teacher-targets", disable=not progress, file=sys.stderr,
@@ -335,9 +336,10 @@ class TeacherTargets:
                             f"({store.num_blocks} blocks, checksum {store_checksum(store)})", self.path)
         if teacher_info is not None:
             if teacher_info.get("weights_sha") != self.meta["teacher"]["weights_sha"]:
-                raise VlkdError(f"teacher targets were built with another teacher (weights {self.meta['teacher']['weights_sha']} "
-                                f"from {self.meta['teacher']['run']}), not this one (weights "
-                                f"{teacher_info.get('weights_sha')})", self.path)
+                built_by = self.meta["teacher"]
+                raise VlkdError(f"teacher targets were built with another teacher (weights {built_by['weights_sha']} "
+                                f"from {built_by['run']}), not this one (weights {teacher_info.get('weights_sha')})",
+                                self.path)
             if teacher_info.get("width") not in (None, self.width):
                 raise VlkdError(f"teacher targets have width {self.width}, the teacher {teacher_info['width']}",
                                 self.path)
