@@ -64,6 +64,17 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_teacher_targets(args: argparse.Namespace) -> int:
+    from vlkd.eval.teacher_targets import prepare_teacher_targets
+
+    meta = prepare_teacher_targets(args.teacher, args.store, args.out, form=args.form, vokens=args.vokens,
+                                   batch_size=args.batch_size, overwrite=args.overwrite)
+    vokens = f", vokens over {meta['num_vokens']:,} videos" if meta["vokens"] else ""
+    print(f"{args.out}: teacher targets ({meta['form']}) of {meta['store']['num_blocks']:,} blocks x "
+          f"{meta['seq_len']} tokens, teacher width {meta['width']}{vokens}; {meta['bytes'] / 1e9:.2f} GB")
+    return 0
+
+
 def cmd_prepare_videoqa(args: argparse.Namespace) -> int:
     from vlkd.data.videoqa.prepare import prepare_videoqa
 
@@ -215,6 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.set_defaults(func=cmd_prepare_videoqa)
+    p = prep.add_parser("teacher-targets", help="cache a frozen teacher's distillation targets for a token store",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Run a trained teacher (RUN/final, frozen) once over every block of a token "
+                                    "store, fed the clean\n"
+                                    "`[CLS] block [SEP]` (L = block_size + 2 tokens, no masking), and cache what "
+                                    "distillation needs, so a run with\n`kd.targets: OUT` never runs "
+                                    "the teacher. The teacher must share the store's vocabulary.\n\n"
+                                    "Forms (OUT/targets.f16, float16, memory-mapped, row i = block i):\n"
+                                    "  full      (num_blocks, L, H_t): norm(last hidden) per token; serves every "
+                                    "KD loss.\n"
+                                    "  nst-gram  (num_blocks, L(L+1)/2): the upper triangle of the teacher's L x L "
+                                    "Gram matrix of\n"
+                                    "            channel-normalised features; exact for NST only, and L x H_t / "
+                                    "(L(L+1)/2) times\n"
+                                    "            smaller (12x at L=128, H_t=768).\n"
+                                    "--vokens adds OUT/vokens.i32 (int32, num_blocks x L): each token's nearest "
+                                    "training video of the teacher\n(the vokenization baseline). OUT/meta.json "
+                                    "names the teacher (weights checksum), the store (checksum), block\nsize and "
+                                    "width; a cache of another store, block size or teacher is refused when used. "
+                                    "The size is\nprinted before writing. Interrupted? Re-run the same command: it "
+                                    "continues.")
+    p.add_argument("--teacher", required=True, help="teacher run directory (with final/text and final/video)")
+    p.add_argument("--store", required=True, help="token store directory (`vlkd prepare text` output)")
+    p.add_argument("--out", required=True, help="output directory (re-running with it resumes)")
+    p.add_argument("--form", default="full", choices=["full", "nst-gram"], help="what to store (default full)")
+    p.add_argument("--vokens", action="store_true", help="also store voken ids (needs the teacher's training data)")
+    p.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward (default 32)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing or differently-built output")
+    p.set_defaults(func=cmd_prepare_teacher_targets)
 
     p = sub.add_parser("train", help="train with a recipe chosen by the config's `task:`",
                        description="CONFIG is a YAML file or a preset name (e.g. mlm-tiny, mlm-small, mlm-base). "
