@@ -17,7 +17,12 @@ from vlkd.cli import main
 from vlkd.data.teacher.howto100m import TeacherSamples, prepare_howto100m
 from vlkd.eval.text_grounding import chance_levels, evaluate_text_grounding, fit_ridge
 from vlkd.models.student import KDHead, KDHeadConfig, load_kd_head, save_kd_head
-from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, load_teacher, save_teacher
+from vlkd.models.teacher import (
+    VideoTextTeacher,
+    VideoTowerConfig,
+    load_teacher,
+    save_teacher,
+)
 
 OBJECTS = ["onion", "carrot", "bread", "egg", "cheese", "apple", "rice", "fish"]
 
@@ -163,6 +168,8 @@ def test_head_and_probe_routes_match_loop_implementations(world: Path, teacher_r
     for key, value in expected.items():
         assert result["probe"][key] == pytest.approx(value), key
     assert result["probe"]["train_samples"] == len(TeacherSamples(world, "train"))
+    # captions name the object and clips carry its signature: even random towers leave the probe a signal
+    assert result["probe"]["r1"] > 2 * result["probe"]["r1_chance"]
 
 
 def test_baseline_without_head_gets_the_probe_only_via_the_cli(world: Path, teacher_run: Path, baseline: Path,
@@ -212,3 +219,14 @@ def test_bad_inputs_are_one_line_errors(world: Path, teacher_run: Path, student:
     line = error_line([*base[:3], str(wide), *base[4:], "--teacher", str(teacher_run)], capsys)
     assert "teacher width 32" in line and "kd_head" in line
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_model_that_is_not_a_bert_is_an_error(world: Path, teacher_run: Path, student: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    gpt = tmp_path / "gpt"
+    shutil.copytree(student / "final", gpt)
+    config = json.loads((gpt / "config.json").read_text())
+    (gpt / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    line = error_line(["evaluate", "grounding", "--model", str(gpt), "--teacher", str(teacher_run),
+                       "--data", str(world)], capsys)
+    assert "not a BERT" in line and str(gpt / "config.json") in line
