@@ -124,6 +124,13 @@ def cmd_evaluate_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_grounding(args: argparse.Namespace) -> int:
+    from vlkd.eval.text_grounding import evaluate_text_grounding
+
+    print(json.dumps(evaluate_text_grounding(args.model, args.teacher, args.data, args.out, args.ridge)))
+    return 0
+
+
 def cmd_evaluate_videoqa(args: argparse.Namespace) -> int:
     from vlkd.eval.videoqa import evaluate_videoqa
 
@@ -320,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="videos per caption in the grid (default 5)")
     p.add_argument("--out", help="output path without suffix (default RUN/retrieval)")
     p.set_defaults(func=cmd_evaluate_retrieval)
+    p = evaluate.add_parser("grounding", help="a text-only model's grounding in video, against a teacher",
+                            description="How well a text model (a distilled student, or the MLM baseline) is "
+                                        "grounded in video: caption -> clip retrieval (R@1/5/10, median rank, "
+                                        "with chance levels) on the held-out split of prepared HowTo100M data, "
+                                        "against a frozen teacher's video embeddings of every held-out clip. "
+                                        "Head route (models with a KD head, final/kd_head/): the caption's KD-head "
+                                        "token vectors scored by the teacher's own similarity, the mean over "
+                                        "tokens of the cosine. Probe route (any BERT): a ridge regression from "
+                                        "mean-pooled final hidden states to the teacher's video embeddings, "
+                                        "fitted on the train split. Writes OUT.json and prints it as one line.")
+    p.add_argument("--model", required=True, help="text model: a run directory (its final/) or a save_pretrained "
+                                                  "BERT directory, with its tokenizer files")
+    p.add_argument("--teacher", required=True, help="teacher run directory (with final/text and final/video)")
+    p.add_argument("--data", required=True, help="`vlkd prepare howto100m` output directory (same tokenizer)")
+    p.add_argument("--out", help="output path without suffix (default MODEL/grounding)")
+    p.add_argument("--ridge", type=float, default=1.0, help="L2 penalty of the probe's ridge regression on "
+                                                            "standardised features (default 1.0)")
+    p.set_defaults(func=cmd_evaluate_grounding)
     p = evaluate.add_parser("videoqa", help="a VideoQA run's accuracy, overall and per question type",
                             description="Score a `task: videoqa` run on a split (default test) with its best/ model "
                                         "(chosen on val during training; final/ if it has none). Writes "
