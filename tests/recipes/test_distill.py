@@ -131,9 +131,8 @@ def test_kill_9_then_resume_with_crd_matches_uninterrupted_run(token_store: Path
 def test_bad_input_is_one_line_exit_2(token_store: Path, teacher_run: Path, tmp_path: Path) -> None:
     other_vocab = tmp_path / "other-vocab"
     shutil.copytree(teacher_run, other_vocab)
-    for name, old, new in (("vocab.txt", "\nthe\n", "\nthee\n"), ("tokenizer.json", '"the":', '"thee":')):
-        file = other_vocab / "final" / "text" / name
-        file.write_text(file.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    tokenizer = other_vocab / "final" / "text" / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text(encoding="utf-8").replace('"the":', '"thee":', 1), encoding="utf-8")
     cases = [
         ([f"teacher={tmp_path / 'no-teacher'}"], "no-teacher"),
         ([f"teacher={other_vocab}"], "mismatched vocab"),

@@ -14,7 +14,8 @@ from vlkd.data.tasks.bundled import RT_POLARITY, prepare_bundled
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.data.world.generate import ensure_world
-from vlkd.eval.grounding import evaluate_retrieval, evaluate_text_grounding
+from vlkd.eval.grounding import evaluate_retrieval
+from vlkd.eval.text_grounding import evaluate_text_grounding
 from vlkd.io import read_json, write_text_atomic
 from vlkd.recipes import load_config, run_training
 from vlkd.recipes.finetune import finetune_command
