@@ -24,6 +24,7 @@ from transformers import AutoModelForMaskedLM
 from tests.conftest import run_cli
 from vlkd.data.text.store import TokenStore
 from vlkd.engine.batches import ShardedBatches
+from vlkd.eval.teacher_targets import prepare_teacher_targets
 from vlkd.models.bert import ModelConfig, build_masked_lm
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
 from vlkd.recipes import load_config, recipe_module
@@ -149,3 +150,42 @@ def test_bad_input_is_one_line_exit_2(token_store: Path, teacher_run: Path, tmp_
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("vlkd: error:") and expected in lines[0], result.stderr
         assert not out.exists()
+
+
+@pytest.mark.parametrize("form", ["full", "nst-gram"])
+def test_cached_targets_give_the_online_kd_loss(token_store: Path, teacher_run: Path, tmp_path: Path,
+                                                form: str) -> None:
+    cache = tmp_path / "targets"
+    prepare_teacher_targets(teacher_run, token_store, cache, form=form, progress=False)
+    losses = []
+    for extra in ([], [f"kd.targets={cache}"]):
+        config = load_config("distill-tiny", [f"data.train={token_store}", f"teacher={teacher_run}",
+                                              f"output_dir={tmp_path / 'x'}", "kd.teacher_input=unmasked",
+                                              "batch_size=8", *STUDENT, *extra])
+        set_seed(config.seed)
+        job = recipe_module("distill").build(config)
+        assert (job.frozen == []) == bool(extra)  # with a cache the teacher is not even loaded
+        batch = ShardedBatches(job.train_data, job.collate, 8, seed=config.seed)[3]
+        with torch.no_grad():
+            losses.append(job.module.eval()(batch))
+    online, cached = losses
+    torch.testing.assert_close(cached["mlm"], online["mlm"])
+    torch.testing.assert_close(cached["nst"], online["nst"], rtol=2e-3, atol=1e-5)  # fp16 targets
+
+
+def test_a_cache_of_another_store_is_refused(token_store: Path, teacher_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-store"
+    first = TokenStore(token_store)
+    shutil.copytree(token_store, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["sources"][0]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    cache = tmp_path / "targets"
+    prepare_teacher_targets(teacher_run, other, cache, progress=False)
+    out = tmp_path / "run"
+    result = run_cli("train", "distill-tiny", f"data.train={first.path}", f"teacher={teacher_run}",
+                     f"output_dir={out}", f"kd.targets={cache}", "kd.teacher_input=unmasked", *STUDENT)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(cache) in lines[0] and "store" in lines[0], lines
+    assert not out.exists()

@@ -174,10 +174,8 @@ class DistillTask(nn.Module):
                          wanted: set[str]) -> dict[str, torch.Tensor]:
         if self.targets is not None:
             cached = self.targets.gather(batch["index"].tolist())
-            out = {k: v.to(batch["input_ids"].device) for k, v in cached.items()}
-            if "vokens" in out:
-                out["vokens"] = out["vokens"].long()
-            return out
+            names = {"targets": "tokens", "gram": "gram", "vokens": "vokens"}
+            return {names[k]: v.to(batch["input_ids"].device) for k, v in cached.items()}
         ids = batch["input_ids"]
         if self.config.kd.teacher_input == "unmasked":
             ids = torch.where(batch["labels"] != IGNORE_INDEX, batch["labels"], ids)
@@ -231,6 +229,13 @@ def build(config: Config) -> Job:
             targets = TeacherTargets(config.kd.targets)
             targets.check(store, info)
             teacher = None
+            if targets.form == "nst-gram" and any(t.loss != "nst" or t.student != "tokens" for t in config.kd.terms):
+                raise VlkdError("an nst-gram cache serves `nst` on tokens only (it holds the teacher's Gram "
+                                "matrices, not its features); use a --form full cache for other terms",
+                                config.kd.targets)
+            if any(t.teacher == "vokens" for t in config.kd.terms) and not targets.has_vokens:
+                raise VlkdError("kd.terms use the teacher's vokens but this cache has none (prepare it with "
+                                "--vokens)", config.kd.targets)
         needs_bank = any(t.loss == "voken" for t in config.kd.terms) and targets is None
         bank = voken_bank(teacher, config.teacher, torch.device("cpu")) if needs_bank else None
         task = DistillTask(student, config, teacher, targets, info["width"], len(store), bank)
