@@ -1,0 +1,195 @@
+"""VidLanKD distillation step: ours vs. the reference's way of writing it, and the cost of KD itself.
+
+Workload: student and teacher BERT 6L/512H (8 heads, FFN 2048, vocab 30522), sequence 128, batch 8, fp32
+on the CPU, the same initial weights and the same masked blocks on both sides; a step is forward +
+backward + clip + AdamW step. Timing is paired: the two sides alternate step by step (A B B A ...), and
+each figure is the median of the per-pair ratios, with the quartiles (these VMs drift by up to 50% in
+minutes, so sequential timings are not comparable).
+
+Figures (one JSON line each):
+- distill_step: ours (`vlkd.recipes.distill.DistillTask`: MLM logits at masked positions only, batched
+  NST, teacher outputs kept as tensors) vs. the reference style (HF `BertForMaskedLM(labels=...)` with
+  full-vocabulary logits, teacher outputs moved to numpy and back each step, NST by a per-sample loop).
+  Unit: tokens/s; target >= 1.5.
+- distill_overhead_online / distill_overhead_cached: our distill step time / our MLM step time (the
+  `task: mlm` module), online teacher and cached targets (`vlkd prepare teacher-targets`, form full, read
+  from the memory map by block index). Stated ratio; targets <= 1.4 and <= 1.1.
+- nst_loss: the NST loss alone, forward + backward, batched vs. a per-sample loop, B=32, L=128, H=512.
+  Target >= 10.
+TextBrewer and torchdistill comparisons (issue 11 (b)) are not measured by this script.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import BertForMaskedLM
+
+from vlkd.config import TrainConfig, model_preset
+from vlkd.data.bundled import bundled_path
+from vlkd.data.text.collate import BlockCollator, IndexedBlocks
+from vlkd.data.text.store import TokenStore, build_token_store
+from vlkd.data.tokenizer import BUNDLED_TOKENIZER
+from vlkd.engine.batches import ShardedBatches
+from vlkd.engine.trainer import _make_optimizer
+from vlkd.eval.teacher_targets import TeacherTargets, prepare_teacher_targets
+from vlkd.losses import nst
+from vlkd.models.bert import ModelConfig, bert_config
+from vlkd.models.student import KDHead, KDHeadConfig
+from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
+from vlkd.recipes.distill import Config as DistillConfig
+from vlkd.recipes.distill import DistillTask
+from vlkd.recipes.mlm import MaskedLM
+
+BATCH, WARMUP, PAIRS = 8, 2, 8
+
+
+def nst_loop(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The reference's NST: one sequence at a time (its `mmd` loss), teacher-teacher term included."""
+    total = 0.0
+    for b in range(student.shape[0]):
+        s = F.normalize(student[b].T, dim=-1)
+        t = F.normalize(teacher[b].T, dim=-1)
+        total = total + (s @ s.T).pow(2).mean() + (t @ t.T).pow(2).mean() - 2 * (s @ t.T).pow(2).mean()
+    return total / student.shape[0]
+
+
+def paired(a: Callable[[int], None], b: Callable[[int], None], pairs: int) -> tuple[float, float, list[float]]:
+    """Alternate a and b (A B, then B A, ...); returns (median time of a, of b, per-pair ratios t_b / t_a)."""
+    ta, tb = [], []
+    for i in range(pairs):
+        order = (a, b) if i % 2 == 0 else (b, a)
+        times = {}
+        for fn in order:
+            start = time.perf_counter()
+            fn(i)
+            times[fn] = time.perf_counter() - start
+        ta.append(times[a])
+        tb.append(times[b])
+    return statistics.median(ta), statistics.median(tb), [y / x for x, y in zip(ta, tb)]
+
+
+def line(name: str, ours: float, reference: float, unit: str, ratios: list[float], target: float, **extra) -> None:
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(reference, 2), "unit": unit,
+                      "ratio": round(statistics.median(ratios), 3), "ratio_q1": round(q[0], 3),
+                      "ratio_q3": round(q[2], 3), "pairs": len(ratios), "target": target, **extra}), flush=True)
+
+
+def make_store(root: Path) -> TokenStore:
+    """A token store of real text (bundled Wikipedia lead sections), enough blocks for every timed step."""
+    raw = json.loads(bundled_path("wikipedia").read_text(encoding="utf-8"))
+    # the bundled file stores each record as a Python literal
+    texts = [(ast.literal_eval(v) if isinstance(v, str) else v)["extract"] for v in list(raw.values())[:400]]
+    (root / "wiki.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    build_token_store([root / "wiki.txt"], BUNDLED_TOKENIZER, root / "store", progress=False)
+    return TokenStore(root / "store")
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    print(f"# cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, fp32", file=sys.stderr)
+    root = Path(tempfile.mkdtemp(prefix="distill-bench-"))
+    store = make_store(root)
+    mc = ModelConfig(**model_preset("bert-6L-512H"))
+    teacher = VideoTextTeacher(BertForMaskedLM(bert_config(mc)), VideoTowerConfig(feature_dim=16, hidden_size=64,
+                                                                                   num_layers=1, num_heads=2,
+                                                                                   intermediate_size=64))
+    save_teacher(teacher, root / "teacher" / "final", store.tokenizer_dir)
+    prepare_teacher_targets(root / "teacher", store.path, root / "targets", form="full", progress=False)
+    teacher.eval().requires_grad_(False)
+    student = BertForMaskedLM(bert_config(mc))
+
+    config = DistillConfig()  # MLM + NST (the paper's best objective), KD head on
+    online = DistillTask(copy.deepcopy(student), config, teacher, None, 512, len(store), None)
+    cached = DistillTask(copy.deepcopy(student), config, None, TeacherTargets(root / "targets"), 512, len(store), None)
+    cached.head.load_state_dict(online.head.state_dict())
+    mlm_only = MaskedLM(copy.deepcopy(student))
+    reference = copy.deepcopy(student)
+    ref_head = KDHead(KDHeadConfig(512, 512))
+    ref_head.load_state_dict(online.head.state_dict())
+    ref_teacher = copy.deepcopy(teacher.text)
+
+    data = ShardedBatches(IndexedBlocks(store, range(len(store))),
+                          BlockCollator(store.special_ids, store.vocab_size, 0.15), BATCH, seed=0)
+    batches = [data[i] for i in range(WARMUP + PAIRS)]
+
+    def trainer(module: torch.nn.Module, loss_of: Callable[[dict], torch.Tensor],
+                optimizer: torch.optim.Optimizer) -> Callable[[int], None]:
+        def step(i: int) -> None:
+            loss = loss_of(batches[i % len(batches)])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return step
+
+    def ref_loss(batch: dict) -> torch.Tensor:
+        out = reference(input_ids=batch["input_ids"], labels=batch["labels"], output_hidden_states=True)
+        with torch.no_grad():
+            t = ref_teacher.bert(input_ids=batch["input_ids"]).last_hidden_state
+        t = torch.from_numpy(t.cpu().numpy())  # the reference's round trip
+        return out.loss + nst_loop(ref_head(out.hidden_states[-1]), F.normalize(t, dim=-1))
+
+    our_cfg = TrainConfig(lr=1e-4)
+    ref_params = list(reference.parameters()) + list(ref_head.parameters())
+    steps = {
+        "online": trainer(online, lambda b: online(b)["loss"], _make_optimizer(online, our_cfg)),
+        "cached": trainer(cached, lambda b: cached(b)["loss"], _make_optimizer(cached, our_cfg)),
+        "mlm": trainer(mlm_only, lambda b: mlm_only(b)["loss"], _make_optimizer(mlm_only, our_cfg)),
+        "reference": trainer(torch.nn.ModuleList([reference, ref_head]), ref_loss, torch.optim.AdamW(ref_params, lr=1e-4)),
+    }
+
+    # correctness before timing (dropout off): the same loss on both sides, online and cached agree
+    for m in (online, cached, mlm_only, reference, ref_head):
+        m.eval()
+    with torch.no_grad():
+        b = batches[0]
+        ours_loss, ref = online(b), ref_loss(b)
+        assert torch.allclose(ours_loss["loss"], ref, rtol=1e-4), (ours_loss["loss"], ref)
+        assert torch.allclose(cached(b)["nst"], ours_loss["nst"], rtol=1e-2), "cached NST differs from online"
+    for m in (online, cached, mlm_only, reference, ref_head):
+        m.train()
+    for name in steps:
+        for i in range(WARMUP):
+            steps[name](i)
+    tokens = BATCH * (store.block_size + 2)
+
+    t_ours, t_ref, ratios = paired(steps["online"], steps["reference"], PAIRS)
+    line("distill_step", tokens / t_ours, tokens / t_ref, "tokens/s", ratios, 1.5)
+    t_mlm, t_kd, ratios = paired(steps["mlm"], steps["online"], PAIRS)
+    line("distill_overhead_online", t_kd, t_mlm, "s/step (ours: distill, reference: mlm)", ratios, 1.4)
+    t_mlm, t_kd, ratios = paired(steps["mlm"], steps["cached"], PAIRS)
+    line("distill_overhead_cached", t_kd, t_mlm, "s/step (ours: distill, reference: mlm)", ratios, 1.1)
+
+    g = torch.Generator().manual_seed(1)
+    s = F.normalize(torch.randn(32, 128, 512, generator=g), dim=-1).requires_grad_(True)
+    t = F.normalize(torch.randn(32, 128, 512, generator=g), dim=-1)
+    assert torch.allclose(nst(s, t), nst_loop(s, t), rtol=1e-4)
+
+    def batched(_: int) -> None:
+        nst(s, t).backward()
+
+    def looped(_: int) -> None:
+        nst_loop(s, t).backward()
+
+    batched(0), looped(0)
+    t_b, t_l, ratios = paired(batched, looped, 10)
+    line("nst_loss", 1 / t_b, 1 / t_l, "calls/s (forward + backward)", ratios, 10.0)
+
+
+if __name__ == "__main__":
+    main()
