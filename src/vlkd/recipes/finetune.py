@@ -132,6 +132,17 @@ def load_task_data(config: Config) -> TaskData:
     return TaskData(spec, tokenizer, train_items, dev, test)
 
 
+def check(config: Config) -> None:
+    """Config rules checked before any data is read: a known downstream task."""
+    get_task(config.data.task)
+
+
+def eval_metrics(config: Config) -> list[str]:
+    """What `evaluate` logs, from the task spec: `valid_` + each official metric + each dev set's suffix."""
+    spec = get_task(config.data.task)
+    return [f"valid_{metric}{suffix}" for _, suffix in spec.dev for metric in spec.metrics]
+
+
 # -- scoring ---------------------------------------------------------------------------------------
 
 def score(spec: TaskSpec, data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
@@ -292,4 +303,5 @@ def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: 
     if task == "ax":
         predict_ax(config.model, config.data.dir, config.output_dir, config.data)
         return {}
+    check(config)
     return run_finetune(config)
