@@ -68,7 +68,7 @@ def _majority_share(dev_tsv: Path) -> float:
 
 
 def finetune_stage(out: Path, model: Path, overrides: list[str]) -> list[str]:
-    """Fine-tune `model` on rt-polarity (DESIGN section 8 defaults, one epoch); returns report lines."""
+    """Fine-tune `model` on rt-polarity (the GLUE defaults of docs/commands.md, one epoch); returns report lines."""
     tasks = out / "bundled"
     if not (tasks / RT_POLARITY.name / "meta.json").is_file():
         prepare_bundled(tasks)

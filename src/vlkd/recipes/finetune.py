@@ -54,7 +54,7 @@ class FinetuneData:
 
 @dataclass
 class Config(TrainConfig):
-    """DESIGN section 8 defaults: lr 1e-4, batch 32, warmup 10%, 3 epochs."""
+    """The reference's GLUE defaults (docs/commands.md): lr 1e-4, batch 32, warmup 10%, 3 epochs."""
 
     task: str = "finetune"
     model: str = ""  # a local from_pretrained directory (not a size preset)

@@ -1,4 +1,4 @@
-"""Multimodal KD for VideoQA on DualVGR (DESIGN sections 8-9).
+"""Multimodal KD for VideoQA on DualVGR (docs/commands.md, docs/losses.md).
 
 role teacher: CE + alpha L_com + beta L_dep (L_com, L_dep averaged over every unit x graph layer).
 role student with `teacher=RUN_DIR`: the same, plus the KD terms listed under `kd:` (composed through the
