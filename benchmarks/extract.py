@@ -11,7 +11,7 @@
   400 s video against a 40 s one (320x240, 8 fps, generated here; 40 s already fills every batch, so any
   growth would come from the length); streaming means ~equal.
 
-Prints one JSON line per figure (DESIGN section 4); progress notes go to stderr.
+Prints one JSON line per figure (README.md, Benchmarks); progress notes go to stderr.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ and fits a logistic-regression probe (standardised features) to the actor's dire
 (left/right/up/down) on the videos whose actor moves. Held-out accuracy is 5-fold stratified
 cross-validation (every video held out once). Chance is 0.25.
 
-Prints one JSON line per figure (DESIGN section 4): "reference" is chance; the motion line's target is
+Prints one JSON line per figure (README.md, Benchmarks): "reference" is chance; the motion line's target is
 a lower bound (>= 0.9), the appearance line's an upper bound (<= 0.40, "near chance").
 """
 

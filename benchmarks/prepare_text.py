@@ -9,7 +9,7 @@ Builds a >= 50 MB plain-text corpus by repeating the bundled Wikipedia extracts 
   child process (streaming means 10x the input should cost about the same memory).
 
 Each build runs in a fresh child process (`--child`); the parent reads its max RSS with os.wait4.
-Prints one JSON line per figure (DESIGN section 4); progress notes go to stderr.
+Prints one JSON line per figure (README.md, Benchmarks); progress notes go to stderr.
 """
 
 from __future__ import annotations

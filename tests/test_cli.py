@@ -9,7 +9,7 @@ from vlkd.cli import build_parser, main
 from vlkd.report import summarize_run
 
 COMMANDS = [["quickstart"], ["prepare", "text"], ["train"], ["report"], ["prepare", "world"], ["finetune"],
-            ["extract-features"], ["evaluate"], ["evaluate", "videoqa"], ["prepare", "videoqa"]]
+            ["extract-features"], ["evaluate"], ["evaluate", "videoqa"], ["prepare", "videoqa"], ["ls"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -49,3 +49,51 @@ def test_report_writes_markdown_and_png(tmp_path: Path) -> None:
     assert (run / "report.md").read_text() == text
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_ls_lists_every_registry(capsys: pytest.CaptureFixture) -> None:
+    from vlkd.config import list_presets
+    from vlkd.data.tasks.registry import TASK_NAMES
+    from vlkd.losses import LOSSES
+    from vlkd.recipes import RECIPES
+    from vlkd.video.backbones import SPECS
+
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    for section in ("recipes:", "presets:", "losses:", "tasks:", "backbones:"):
+        assert section in out.splitlines()
+    assert main(["ls", "losses"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(LOSSES)
+    for name, entry in LOSSES.items():
+        (line,) = [line for line in lines if line.split()[0] == name]
+        assert line.split()[1] == entry.kind and entry.summary[:20] in line
+    expected = {"recipes": set(RECIPES), "presets": set(list_presets()), "tasks": set(TASK_NAMES),
+                "backbones": set(SPECS)}
+    for what, names in expected.items():
+        assert main(["ls", what]) == 0
+        assert names <= {line.split()[0] for line in capsys.readouterr().out.splitlines()}, what
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ls", "nothing"])
+
+
+def test_help_choices_come_from_the_registries(capsys: pytest.CaptureFixture) -> None:
+    from vlkd.data.tasks.registry import TASK_NAMES
+    from vlkd.video.backbones import SPECS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["extract-features", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for name in SPECS:
+        assert name in help_text
+    args = build_parser().parse_args(["finetune", "--task", "wiki-topic", "--data-dir", "d", "--model", "m",
+                                      "--out", "o"])
+    assert args.task == "wiki-topic" and "wiki-topic" in TASK_NAMES
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["finetune", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in TASK_NAMES if "-" not in name)  # argparse may wrap at a hyphen
+    # an unknown name is the library's one-line error, not argparse's usage message
+    assert main(["finetune", "--task", "glue", "--data-dir", "d", "--model", "m", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vlkd: error: unknown task 'glue'") and err.count("\n") == 1

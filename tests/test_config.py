@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vlkd.config import apply_overrides, dump_yaml, list_presets
+from vlkd.config import apply_overrides, dump_yaml, list_presets, read_config
 from vlkd.recipes import load_config
 from vlkd.errors import VlkdError
 
@@ -69,3 +69,59 @@ def test_unknown_task_and_preset(tmp_path: Path) -> None:
 
 def test_apply_overrides_creates_nested_keys() -> None:
     assert apply_overrides({}, ["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+
+
+def required_overrides(preset: str, root: Path) -> list[str]:
+    """Dummy data paths (never read) and an output directory: what a preset leaves to the user."""
+    task = read_config(preset)[0]["task"]
+    paths = {"mlm": ["data.train"], "teacher": ["data.path"], "videoqa": ["data.path", "data.features"]}[task]
+    return [f"{key}={root / 'no-such-dir' / key}" for key in paths] + [f"output_dir={root / 'out'}"]
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_preset_loads_without_reading_data(preset: str, tmp_path: Path) -> None:
+    config = load_config(preset, required_overrides(preset, tmp_path))
+    assert config.output_dir == str(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []  # nothing read, nothing written
+
+
+def test_eval_metrics_of_each_recipe() -> None:
+    from vlkd.recipes import recipe_module
+    from vlkd.recipes.finetune import Config as FinetuneConfig, FinetuneData
+
+    assert recipe_module("mlm").eval_metrics(None) == ["valid_loss", "valid_mlm", "valid_perplexity"]
+    teacher = recipe_module("teacher").eval_metrics(None)
+    assert {"valid_mlm", "valid_match", "valid_perplexity", "valid_r1", "valid_r5", "valid_r10",
+            "valid_median_rank"} <= set(teacher)
+    assert recipe_module("videoqa").eval_metrics(None) == ["valid_accuracy", "valid_acc_*"]
+    finetune = recipe_module("finetune")
+    mnli = finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="mnli")))
+    assert mnli == ["valid_accuracy", "valid_accuracy_mm"]
+    assert finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="squad2"))) == ["valid_exact_match", "valid_f1"]
+    assert finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="mrpc"))) == ["valid_accuracy", "valid_f1"]
+
+
+def test_select_best_accepts_a_prefixed_metric(tmp_path: Path) -> None:
+    overrides = required_overrides("videoqa-msvd-teacher", tmp_path)
+    assert load_config("videoqa-msvd-teacher", [*overrides, "select_best=valid_acc_what"]).select_best == "valid_acc_what"
+
+
+@pytest.mark.parametrize("preset, override, message", [
+    ("mlm-tiny", "precision=fp8", "'precision' must be one of auto, fp32, bf16, fp16, got 'fp8'"),
+    ("videoqa-msvd-teacher", "role=teachr", "'role' must be one of teacher, student, got 'teachr'"),
+    ("teacher-small", "video.pooling=max", "'video.pooling' must be one of mean, first, got 'max'"),
+    ("teacher-small", "batch_size=7", "halfswap needs an even micro-batch"),
+    ("videoqa-msvd-teacher", "select_best=valid_acuracy", "evaluates no metric 'valid_acuracy'"),
+    ("teacher-tiny", "matching=[{loss: nsst, student: text, teacher: video}]", "unknown loss 'nsst'"),
+    ("mlm-tiny", "select_best=valid_accuracy", "evaluates no metric 'valid_accuracy'"),
+])
+def test_bad_config_fails_in_the_cli_before_any_data_is_read(preset: str, override: str, message: str,
+                                                             tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vlkd.cli import main
+
+    overrides = required_overrides(preset, tmp_path)
+    assert main(["train", preset, *overrides, override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vlkd: error: ") and err.count("\n") == 1, err
+    assert message in err and "not found" not in err and "no-such-dir" not in err
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

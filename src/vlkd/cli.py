@@ -3,11 +3,96 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+from typing import Callable, Iterator
 
 from vlkd.errors import VlkdError
+
+
+class RegistryChoices:
+    """The names a registry holds, for `%(choices)s` in --help, read on first use (building the parser imports
+    nothing heavy). Every value passes argparse: the library checks it, with its one-line error and exit 2."""
+
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
+        self._cache: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._cache is None:
+            self._cache = list(self._names())
+        return self._cache
+
+    def __contains__(self, value: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+
+def task_names() -> list[str]:
+    return list(importlib.import_module("vlkd.data.tasks.registry").TASK_NAMES)
+
+
+def backbone_names(kind: str) -> list[str]:
+    specs = importlib.import_module("vlkd.video.backbones").SPECS
+    return [name for name, spec in specs.items() if spec.kind == kind]
+
+
+def ls_recipes() -> list[str]:
+    from vlkd.recipes import RECIPES, recipe_module
+
+    def summary(name: str) -> str:
+        return " ".join((recipe_module(name).__doc__ or "").split()).split(". ")[0].split(" (")[0]
+
+    return [f"{name:<10} {RECIPES[name]:<24} {summary(name)}" for name in sorted(RECIPES)]
+
+
+def ls_presets() -> list[str]:
+    from vlkd.config import list_model_presets, list_presets, read_config_source
+
+    lines = [f"{name:<24} task: {read_config_source(name)[0].get('task', '?')}" for name in list_presets()]
+    return lines + [f"{name:<24} model section (model: {name})" for name in list_model_presets()]
+
+
+def ls_losses() -> list[str]:
+    from vlkd.losses import LOSSES
+
+    return [f"{e.name:<20} {e.kind:<11} {e.summary}" for e in sorted(LOSSES.values(), key=lambda e: (e.kind, e.name))]
+
+
+def ls_tasks() -> list[str]:
+    from vlkd.data.tasks.registry import TASKS
+
+    lines = [f"{s.name:<12} {s.kind:<9} {', '.join(s.metrics)}"
+             + (f" (dev sets: {', '.join(split for split, _ in s.dev)})" if len(s.dev) > 1 else "")
+             for s in TASKS.values()]
+    return lines + [f"{'ax':<12} {'classify':<9} no metrics: GLUE diagnostics predicted by a fine-tuned MNLI model"]
+
+
+def ls_backbones() -> list[str]:
+    from vlkd.video.backbones import SPECS
+
+    return [f"{s.name:<18} {'--appearance' if s.kind == '2d' else '--motion':<13} {s.dim:>5}-d  {s.size}px"
+            + (f"  {s.notes}" if s.notes else "") for s in SPECS.values()]
+
+
+LISTS: dict[str, Callable[[], list[str]]] = {"recipes": ls_recipes, "presets": ls_presets, "losses": ls_losses,
+                                             "tasks": ls_tasks, "backbones": ls_backbones}
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    sections = [args.what] if args.what else list(LISTS)
+    for i, name in enumerate(sections):
+        if len(sections) > 1:
+            print(("\n" if i else "") + f"{name}:")
+        print("\n".join(LISTS[name]()))
+    return 0
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -153,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    p = sub.add_parser("ls", help="list recipes, presets, losses, downstream tasks or feature backbones",
+                       description="List what the registries hold: recipes (`task:` values), shipped presets, "
+                                   "registered losses (name, input kind, summary), fine-tuning tasks (head kind, "
+                                   "official metrics) and feature backbones. Without WHAT, every section.")
+    p.add_argument("what", nargs="?", choices=list(LISTS), metavar="WHAT",
+                   help=f"one of {', '.join(LISTS)} (default: all)")
+    p.set_defaults(func=cmd_ls)
+
     p = sub.add_parser("quickstart", help="run the offline default pipeline on bundled data (CPU, minutes)",
                        description="Build a token store from bundled Wikipedia, train a tiny BERT with MLM, "
                                    "and write OUT/report.md. Re-running resumes where it stopped.")
@@ -274,11 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune a checkpoint on GLUE / SQuAD / SWAG / PIQA / TRACIE and evaluate",
                        description="Fine-tune a local from_pretrained directory on a task in its official file layout "
                                    "and write OUT/eval_results.json (dev metrics) and the test predictions in the "
-                                   "leaderboard's format. Tasks: cola sst2 mrpc qqp stsb mnli qnli rte wnli squad1 "
-                                   "squad2 swag piqa tracie rt-polarity wiki-topic, and ax (GLUE diagnostics: --model "
+                                   "leaderboard's format (tasks: `vlkd ls tasks`; ax is the GLUE diagnostics: --model "
                                    "is a fine-tuned MNLI run's final/, no training). Overrides are key=value, e.g. "
                                    "lr=2e-5 epochs=2 batch_size=16 data.max_length=128 seeds=1,2,3.")
-    p.add_argument("--task", required=True, help="task name (see above)")
+    p.add_argument("--task", required=True, choices=RegistryChoices(task_names), metavar="TASK",
+                   help="task name: %(choices)s")
     p.add_argument("--data-dir", required=True, help="the task's folder, e.g. glue_data/CoLA")
     p.add_argument("--model", required=True, help="local model directory (save_pretrained output, with a tokenizer)")
     p.add_argument("--out", required=True, help="run directory")
@@ -295,11 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", required=True, help="directory of videos, or a text file listing video paths")
     p.add_argument("--layout", required=True, choices=["howto100m", "hcrn"], help="output layout")
     p.add_argument("--out", required=True, help="output directory (re-running with it resumes)")
-    p.add_argument("--appearance", default="mobilenet_v2",
-                   help="2D backbone: mobilenet_v2 (default), resnet152, resnet101, resnet50, resnext101_32x8d")
-    p.add_argument("--motion", default="flow",
-                   help="3D backbone: flow (default, no weights), resnext101 (Kinetics, HCRN's), r3d_18, r2plus1d_18, "
-                        "mc3_18, s3d")
+    p.add_argument("--appearance", default="mobilenet_v2", choices=RegistryChoices(lambda: backbone_names("2d")),
+                   metavar="NAME", help="2D backbone (default mobilenet_v2): %(choices)s")
+    p.add_argument("--motion", default="flow", choices=RegistryChoices(lambda: backbone_names("3d")),
+                   metavar="NAME", help="3D backbone (default flow: no weights; resnext101: Kinetics, HCRN's): "
+                                        "%(choices)s")
     p.add_argument("--weights", default=None, help="appearance weights file (default: torchvision cache, "
                                                    "or the bundled file for mobilenet_v2)")
     p.add_argument("--motion-weights", default=None, help="motion weights file (e.g. resnext-101-kinetics.pth)")

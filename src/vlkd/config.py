@@ -23,7 +23,7 @@ MISSING_PATH = ""  # a required path left empty in a preset
 
 @dataclass
 class TrainConfig:
-    """Keys shared by every recipe (DESIGN section 4). `batch_size` is the effective batch per optimizer
+    """Keys shared by every recipe (docs/architecture.md, docs/commands.md). `batch_size` is the effective batch per optimizer
     step over all processes and accumulation steps; each process runs batch_size/(processes*grad_accum)."""
 
     task: str = ""

@@ -1,4 +1,4 @@
-"""ntxent against a plain loop over positions and anchors written from its definition (DESIGN section 9)."""
+"""ntxent against a plain loop over positions and anchors written from its definition (docs/losses.md)."""
 
 from __future__ import annotations
 

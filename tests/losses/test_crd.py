@@ -1,4 +1,4 @@
-"""CRDLoss against a loop implementation written from DESIGN section 9, its bank updates, its Z constant,
+"""CRDLoss against a loop implementation written from docs/losses.md, its bank updates, its Z constant,
 exact resume from a safetensors checkpoint, and the RAM check."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""mmd_rbf against a per-sequence loop written from its definition (DESIGN section 9)."""
+"""mmd_rbf against a per-sequence loop written from its definition (docs/losses.md)."""
 
 from __future__ import annotations
 

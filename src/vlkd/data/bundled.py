@@ -1,4 +1,4 @@
-"""Locate the offline resources shipped inside pinned PyPI data packages (DESIGN section 6).
+"""Locate the offline resources shipped inside pinned PyPI data packages (docs/formats.md).
 
 These packages are data, not code we import: we only find their install folder.
 """

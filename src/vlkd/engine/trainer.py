@@ -1,4 +1,4 @@
-"""The one training loop (DESIGN section 2): every recipe hands it a `Job` and gets a run directory.
+"""The one training loop (docs/architecture.md): every recipe hands it a `Job` and gets a run directory.
 
 Accelerate runs the same loop on CPU, one GPU, or `accelerate launch` over N GPUs/nodes; autocast on
 GPU (bf16, or fp16 with a grad scaler); gradient accumulation; clipping; AdamW without decay on biases

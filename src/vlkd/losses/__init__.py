@@ -1,4 +1,4 @@
-"""Named, pure loss functions (DESIGN section 9), registered for configs in `LOSSES`.
+"""Named, pure loss functions (docs/losses.md), registered for configs in `LOSSES`.
 
 Every module of this package is imported here, so a loss registered anywhere in it is known to configs,
 to `vlkd ls losses` and to the registry-wide test without editing this file.

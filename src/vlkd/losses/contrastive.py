@@ -1,4 +1,4 @@
-"""Token-level contrastive distillation (DESIGN section 9, `ntxent`): SimCLR's NT-Xent between student and
+"""Token-level contrastive distillation (docs/losses.md, `ntxent`): SimCLR's NT-Xent between student and
 teacher at each position, across the batch (the reference's released "CRD")."""
 
 from __future__ import annotations

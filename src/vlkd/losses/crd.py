@@ -1,4 +1,4 @@
-"""Contrastive representation distillation (Tian et al., ICLR 2020; DESIGN section 9, `crd`) with one
+"""Contrastive representation distillation (Tian et al., ICLR 2020; docs/losses.md, `crd`) with one
 memory bank of sentence embeddings per side, NCE against uniformly drawn bank rows.
 
 Every piece of state (banks, the Z constants and whether they are set, the negative-sampling step counter)

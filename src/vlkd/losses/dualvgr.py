@@ -1,4 +1,4 @@
-"""DualVGR's regularisers and the VideoQA feature distillation loss (DESIGN section 9).
+"""DualVGR's regularisers and the VideoQA feature distillation loss (docs/losses.md).
 
 All take per-clip features (B, N, D): B videos, N clips, D channels.
 """

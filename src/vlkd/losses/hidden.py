@@ -1,4 +1,4 @@
-"""Token-wise hidden-state distillation (DESIGN section 9): `hidden_mse`, `hidden_cos`.
+"""Token-wise hidden-state distillation (docs/losses.md): `hidden_mse`, `hidden_cos`.
 
 The student's features are expected at the teacher's width already: the projection (when widths differ)
 is the student's KD head, a learned part of the model, not of the loss.

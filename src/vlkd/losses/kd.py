@@ -1,5 +1,5 @@
-"""Knowledge-distillation losses between a student and a teacher (DESIGN section 9): `soft_kl`, `nst`, and
-NST's compact exact form from the teacher's Gram matrix (DESIGN section 11): `teacher_gram`, `pack_upper`,
+"""Knowledge-distillation losses between a student and a teacher (docs/losses.md): `soft_kl`, `nst`, and
+NST's compact exact form from the teacher's Gram matrix (docs/losses.md): `teacher_gram`, `pack_upper`,
 `unpack_upper`, `nst_gram`."""
 
 from __future__ import annotations

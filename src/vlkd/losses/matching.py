@@ -1,4 +1,4 @@
-"""Video-text matching losses for the VidLanKD teacher (DESIGN section 9): `paired_hinge`, `infonce`."""
+"""Video-text matching losses for the VidLanKD teacher (docs/losses.md): `paired_hinge`, `infonce`."""
 
 from __future__ import annotations
 

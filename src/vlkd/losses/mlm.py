@@ -1,4 +1,4 @@
-"""Masked language modelling (DESIGN section 9, `mlm`): a cross-entropy that computes vocabulary logits only
+"""Masked language modelling (docs/losses.md, `mlm`): a cross-entropy that computes vocabulary logits only
 at the selected positions. The 80/10/10 masking that selects them is data preparation (`vlkd.data.masking`)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Multi-kernel Gaussian MMD between student and teacher token features (DESIGN section 9, `mmd_rbf`):
+"""Multi-kernel Gaussian MMD between student and teacher token features (docs/losses.md, `mmd_rbf`):
 the MK-MMD of Long et al. 2015, which the reference's history also carried."""
 
 from __future__ import annotations

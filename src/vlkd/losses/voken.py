@@ -1,4 +1,4 @@
-"""The vokenization baseline (DESIGN section 9, `voken`): each token's label is the id of its nearest
+"""The vokenization baseline (docs/losses.md, `voken`): each token's label is the id of its nearest
 video ("voken") by the teacher's token feature, and the student predicts it with a classification head.
 The discrete label is the approximation NST/CRD avoid; comparing them is the paper's point."""
 

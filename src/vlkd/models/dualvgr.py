@@ -1,5 +1,5 @@
 """DualVGR (Wang et al., 2021): VideoQA over appearance and motion clip features, as in the reference
-architecture (DESIGN section 9), with its defects fixed (section 10).
+architecture (docs/commands.md, `task: videoqa`), with its defects fixed.
 
 Reading order, as the data flows:
 1. question: GloVe-initialised embeddings -> a BiLSTM giving per-token states and a BiLSTM giving the

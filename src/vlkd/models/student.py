@@ -1,4 +1,4 @@
-"""The VidLanKD student's KD head (DESIGN section 9): dense -> GELU -> LayerNorm -> Linear to the teacher's
+"""The VidLanKD student's KD head (docs/losses.md): dense -> GELU -> LayerNorm -> Linear to the teacher's
 width -> L2-normalise, applied per token to the student's last hidden states. It lets a student of any size
 be compared with a teacher of any width.
 

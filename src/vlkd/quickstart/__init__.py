@@ -1,4 +1,4 @@
-"""`vlkd quickstart`: the embedded default, offline on a CPU, from bundled real data (DESIGN section 6).
+"""`vlkd quickstart`: the embedded default, offline on a CPU, from bundled real data (README.md).
 
 Stages (each resumable: re-running continues where a kill stopped it):
 1. the video-language teacher on a generated synthetic world: world -> features -> samples -> training,

@@ -54,7 +54,7 @@ class FinetuneData:
 
 @dataclass
 class Config(TrainConfig):
-    """DESIGN section 8 defaults: lr 1e-4, batch 32, warmup 10%, 3 epochs."""
+    """The reference's GLUE defaults (docs/commands.md): lr 1e-4, batch 32, warmup 10%, 3 epochs."""
 
     task: str = "finetune"
     model: str = ""  # a local from_pretrained directory (not a size preset)
@@ -130,6 +130,17 @@ def load_task_data(config: Config) -> TaskData:
     if spec.name == "mnli" and ax.is_file():  # the standard layout: glue_data/{MNLI,diagnostic}
         test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
     return TaskData(spec, tokenizer, train_items, dev, test)
+
+
+def check(config: Config) -> None:
+    """Config rules checked before any data is read: a known downstream task."""
+    get_task(config.data.task)
+
+
+def eval_metrics(config: Config) -> list[str]:
+    """What `evaluate` logs, from the task spec: `valid_` + each official metric + each dev set's suffix."""
+    spec = get_task(config.data.task)
+    return [f"valid_{metric}{suffix}" for _, suffix in spec.dev for metric in spec.metrics]
 
 
 # -- scoring ---------------------------------------------------------------------------------------
@@ -292,4 +303,5 @@ def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: 
     if task == "ax":
         predict_ax(config.model, config.data.dir, config.output_dir, config.data)
         return {}
+    check(config)
     return run_finetune(config)

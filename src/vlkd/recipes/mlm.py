@@ -50,6 +50,11 @@ class MaskedLM(nn.Module):
         return {"loss": loss, "mlm": loss}
 
 
+def eval_metrics(config: Config) -> list[str]:
+    """What the engine's default evaluation logs for MaskedLM's losses, plus `eval_summary`'s perplexity."""
+    return ["valid_loss", "valid_mlm", "valid_perplexity"]
+
+
 def open_store(path: str, key: str) -> TokenStore:
     if not path:
         raise VlkdError(f"config key {key!r} is required: a token store directory from `vlkd prepare text`")

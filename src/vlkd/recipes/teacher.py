@@ -81,6 +81,12 @@ def check(config: Config) -> None:
                         f"{config.batch_size} / grad_accum {config.grad_accum} is odd")
 
 
+def eval_metrics(config: Config) -> list[str]:
+    """What `evaluate` logs: held-out MLM and matching losses, perplexity, and caption -> video retrieval."""
+    return ["valid_mlm", "valid_match", "valid_perplexity",
+            *(f"valid_{key}" for key in ("r1", "r5", "r10", "median_rank", "gallery_size"))]
+
+
 def check_data(config: Config, train: TeacherSamples) -> None:
     if train.feature_dim != config.video.feature_dim:
         raise VlkdError(f"feature width {train.feature_dim} differs from the config's video.feature_dim "

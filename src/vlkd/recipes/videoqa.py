@@ -1,4 +1,4 @@
-"""Multimodal KD for VideoQA on DualVGR (DESIGN sections 8-9).
+"""Multimodal KD for VideoQA on DualVGR (docs/commands.md, docs/losses.md).
 
 role teacher: CE + alpha L_com + beta L_dep (L_com, L_dep averaged over every unit x graph layer).
 role student with `teacher=RUN_DIR`: the same, plus the KD terms listed under `kd:` (composed through the
@@ -105,7 +105,8 @@ class VideoQATask(nn.Module):
         return {"loss": loss, **losses}
 
 
-def _check_config(config: Config) -> None:
+def check(config: Config) -> None:
+    """Config rules checked before any data is read."""
     if config.role == "teacher" and config.teacher:
         raise VlkdError("config key 'teacher' is for role=student (a teacher run to distil from)")
     check_terms(config.kd, "kd", kinds=("clips", "logits"), student=OUTPUTS, teacher=OUTPUTS)
@@ -121,6 +122,11 @@ def _check_config(config: Config) -> None:
             raise VlkdError(f"config key 'data.{key}' is required ("
                             + ("a `vlkd prepare videoqa` output directory)" if key == "path" else
                                "the folder of appearance_feat.h5 / motion_feat.h5)"))
+
+
+def eval_metrics(config: Config) -> list[str]:
+    """What `evaluate` logs: overall validation accuracy and one accuracy per question type."""
+    return ["valid_accuracy", "valid_acc_*"]
 
 
 def _model_config(config: Config, features: HCRNFeatures, glove: np.ndarray, data_dir: Path) -> DualVGRConfig:
@@ -150,7 +156,7 @@ def _load_teacher(config: Config, student: DualVGRConfig, data_dir: Path) -> Dua
 
 
 def build(config: Config) -> Job:
-    _check_config(config)
+    check(config)
     data_dir = Path(config.data.path)
     meta, vocab = read_json(data_dir / "meta.json"), load_vocab(data_dir)
     glove = np.load(data_dir / "glove.npy", allow_pickle=False)

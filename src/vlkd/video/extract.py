@@ -5,7 +5,7 @@ only the sampled ones are converted to RGB, at the two sizes the backbones want.
 process bounded chunks (a batch of frames or clips), so memory does not grow with a video's length; the
 main process runs the backbones in inference mode and writes each finished video atomically.
 
-Layouts (DESIGN section 5):
+Layouts (docs/formats.md):
 - howto100m: OUT/2d/<id>.npy (T2, D2) appearance at `rate_2d` frames/s (short side resized + centre
   crop); OUT/3d/<id>.npy (T3, D3) motion on 16-frame clips of frames resampled to `fps_3d` (24/s ->
   1.5 clips/s; an incomplete last clip is dropped, a video shorter than one clip is edge-padded).

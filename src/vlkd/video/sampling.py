@@ -1,4 +1,4 @@
-"""The two frame-sampling schemes of the published feature layouts (DESIGN section 5).
+"""The two frame-sampling schemes of the published feature layouts (docs/formats.md).
 
 - fixed rate: one frame every 1/rate seconds (HowTo100M: 2D at 1/s; 3D at 24/s grouped into 16-frame
   clips, i.e. 1.5 clips/s). The frame taken for time t is the one on screen at t (the last frame whose

@@ -1,4 +1,4 @@
-"""HowTo100M teacher samples (DESIGN section 5): caption windows paired with [2D || 3D] feature steps.
+"""HowTo100M teacher samples (docs/formats.md): caption windows paired with [2D || 3D] feature steps.
 
 Input: `caption.json` ({video_id: {"start": [s...], "end": [s...], "text": [str...]}}, ASR segments in
 seconds) and per-video feature files FEATURES/<2d>/<id>.npy (T2, D2) at 1 feature/s and

@@ -1,4 +1,4 @@
-"""Streaming readers that turn raw corpus files into text paragraphs (DESIGN section 5).
+"""Streaming readers that turn raw corpus files into text paragraphs (docs/formats.md).
 
 Formats:
 

@@ -1,4 +1,4 @@
-"""The token store: a tokenized student corpus cut into fixed-size blocks (DESIGN section 5).
+"""The token store: a tokenized student corpus cut into fixed-size blocks (docs/formats.md).
 
 Layout of a store directory::
 

@@ -1,4 +1,4 @@
-"""Read VideoQA clip features in HCRN's HDF5 layout (DESIGN section 5), safely from DataLoader workers.
+"""Read VideoQA clip features in HCRN's HDF5 layout (docs/formats.md), safely from DataLoader workers.
 
 appearance file: `resnet_features` (V, N, F, Da) + `ids` (V,); motion file: `resnext_features` (V, N, Dm)
 + `ids` (V,). The files are checked once when opened here, then closed; each process (main or

@@ -1,4 +1,4 @@
-"""MSVD-QA / MSRVTT-QA question preprocessing (DESIGN section 5), following HCRN/DualVGR.
+"""MSVD-QA / MSRVTT-QA question preprocessing (docs/formats.md), following HCRN/DualVGR.
 
 Input: QA_DIR/{train,val,test}_qa.json, each a JSON list of records
 ``{"video_id": int|str  or  "video_name": str, "question": str, "answer": str, "id": int (optional)}``.

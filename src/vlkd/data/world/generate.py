@@ -1,4 +1,4 @@
-"""The synthetic video world (DESIGN section 7): seeded scenes -> mp4 videos, HowTo100M-format timed
+"""The synthetic video world (docs/formats.md): seeded scenes -> mp4 videos, HowTo100M-format timed
 captions, MSVD-QA-format questions, video-level splits.
 
 Each video shows 1-3 objects with distinct shapes and colours on a plain background. One of them, the
