@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -22,6 +23,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
 from tests.conftest import run_cli
+from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore
 from vlkd.engine.batches import ShardedBatches
 from vlkd.eval.teacher_targets import prepare_teacher_targets
@@ -46,8 +48,23 @@ def teacher_run(token_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     run = tmp_path_factory.mktemp("teacher") / "run"
     (run / "final").mkdir(parents=True)
     save_teacher(teacher, run / "final", TokenStore(token_store).tokenizer_dir)
-    (run / "config.yaml").write_text(yaml.safe_dump({"task": "teacher", "data": {"path": str(run / "no-data")}}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"task": "teacher", "data": {"path": str(teacher_data(run))}}))
     return run
+
+
+def teacher_data(root: Path) -> Path:
+    """The teacher's (synthetic) HowTo100M training samples: the voken set is their video embeddings."""
+    rng = np.random.default_rng(0)
+    captions = {}
+    for kind in ("2d", "3d"):
+        (root / "feats" / kind).mkdir(parents=True)
+    for v in range(12):
+        captions[f"v{v:02d}"] = {"start": [0.0], "end": [3.0], "text": [f"now we cut the item number {v}"]}
+        np.save(root / "feats" / "2d" / f"v{v:02d}.npy", rng.normal(size=(3, 8)).astype(np.float32))
+        np.save(root / "feats" / "3d" / f"v{v:02d}.npy", rng.normal(size=(4, 8)).astype(np.float32))
+    (root / "caption.json").write_text(json.dumps(captions))
+    prepare_howto100m(root / "caption.json", root / "feats", root / "data", valid_fraction=0.25, progress=False)
+    return root / "data"
 
 
 def test_distill_and_baseline_draw_the_same_blocks_masks_and_initial_weights(token_store: Path,
@@ -189,3 +206,18 @@ def test_a_cache_of_another_store_is_refused(token_store: Path, teacher_run: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(cache) in lines[0] and "store" in lines[0], lines
     assert not out.exists()
+
+
+def test_voken_classification_against_the_teachers_training_videos(token_store: Path, teacher_run: Path,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "voken"
+    result = run_cli("train", "distill-tiny", f"data.train={token_store}", f"teacher={teacher_run}",
+                     f"output_dir={out}", "kd.terms=[{loss: voken, student: vokens, teacher: vokens}]", "kd.head=false",
+                     "max_steps=12", "batch_size=8", "lr=3e-3", "log_every=4", "save_every=12", "eval_every=0",
+                     "eval_batches=1", *STUDENT, "model.hidden_size=48")  # kd.head=false: the teacher's width
+    assert result.returncode == 0, result.stderr[-3000:]
+    train = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert "voken" in train[0] and train[-1]["voken"] < train[0]["voken"]
+    num_videos = len(json.loads((teacher_run / "data" / "meta.json").read_text())["splits"]["train"]["videos"])
+    with safe_open(str(out / "checkpoints" / "step-12" / "model.safetensors"), "pt") as f:
+        assert f.get_slice("voken_head.out.weight").get_shape()[0] >= num_videos  # one class per training clip
