@@ -16,11 +16,20 @@ def test_quickstart_builds_store_trains_and_reports(tmp_path: Path) -> None:
              "progress=false"]
     report = run_quickstart(tmp_path, overrides=short, world_videos=12)
     text = report.read_text()
-    assert "1,010,142 tokens" in text  # the whole bundled Wikipedia, bert-base-uncased vocabulary
-    assert "held-out perplexity" in text and (tmp_path / "mlm" / "final" / "model.safetensors").is_file()
-    assert (tmp_path / "mlm" / "curves.png").is_file()
-    assert "dev accuracy" in text and (tmp_path / "finetune-rt-polarity" / "results.json").is_file()
+    # the student corpus: the whole bundled Wikipedia + the world's training captions (not the held-out ones)
+    sources = json.loads((tmp_path / "text-tokens" / "meta.json").read_text())["sources"]
+    assert [Path(s["path"]).name for s in sources] == ["summaries_en-us.json", "world-train-captions.txt"]
     assert "held-out caption -> video retrieval over" in text and "R@5 **" in text
+    # baseline and distilled student at equal compute, compared three ways
+    assert "## 4. Baseline vs. distilled student" in text
+    for name in ("mlm", "distill"):
+        assert (tmp_path / name / "final" / "model.safetensors").is_file() and (tmp_path / name / "curves.png").is_file()
+        grounding = json.loads((tmp_path / name / "grounding.json").read_text())
+        assert grounding["probe"]["r5_chance"] > 0 and (grounding["head"] is None) == (name == "mlm")
+        summary = json.loads((tmp_path / f"finetune-{name}" / "eval_results.json").read_text())
+        assert summary["seeds"] == [0, 1, 2]
+    assert (tmp_path / "distill" / "final" / "kd_head" / "config.json").is_file()
+    assert "| text-only BERT (MLM) |" in text and "| distilled student (MLM + NST) |" in text
     assert (tmp_path / "teacher" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "teacher" / "final" / "text" / "config.json").is_file()
     # VideoQA: three models x 3 seeds + the motion ablation, each scored on test with its val-selected model
