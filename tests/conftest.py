@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,17 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run([sys.executable, "-m", "vlkd", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env=env)
+
+
+def kill_mid_run(cmd: list[str], marker: Path) -> None:
+    """Start `cmd`, SIGKILL it as soon as `marker` exists (a checkpoint's state file), and check the kill
+    landed mid-run (the marker written, no final/ yet)."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    run_dir = marker.parents[2]
+    assert marker.exists() and not (run_dir / "final").exists(), "the kill must land mid-run"

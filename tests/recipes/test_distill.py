@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
-from tests.conftest import run_cli
+from tests.conftest import kill_mid_run, run_cli
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore
 from vlkd.engine.batches import ShardedBatches
@@ -127,15 +125,7 @@ def test_kill_9_then_resume_with_crd_matches_uninterrupted_run(token_store: Path
     straight = tmp_path / "straight"
     subprocess.run(_train_cmd(token_store, teacher_run, straight), check=True, env=env, capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(token_store, teacher_run, killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    first = killed / "checkpoints" / "step-4" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    assert first.exists() and not (killed / "final").exists(), "the kill must land mid-run"
+    kill_mid_run(_train_cmd(token_store, teacher_run, killed), killed / "checkpoints" / "step-4" / "trainer_state.json")
     resumed = subprocess.run(_train_cmd(token_store, teacher_run, killed, "resume=true"), env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

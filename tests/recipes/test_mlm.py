@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from tests.conftest import run_cli
+from tests.conftest import kill_mid_run, run_cli
 
 TINY = ["model.num_layers=1", "model.hidden_size=64", "model.num_heads=2", "model.intermediate_size=128",
         "model.max_position_embeddings=128", "progress=false"]
@@ -53,15 +51,7 @@ def test_kill_9_then_resume_matches_uninterrupted_run(token_store: Path, tmp_pat
     subprocess.run(_train_cmd(token_store, straight), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(token_store, killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    first = killed / "checkpoints" / "step-8" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    assert first.exists() and not (killed / "final").exists(), "the kill must land mid-run"
+    kill_mid_run(_train_cmd(token_store, killed), killed / "checkpoints" / "step-8" / "trainer_state.json")
 
     resumed = subprocess.run(_train_cmd(token_store, killed, "resume=true"), env=env, capture_output=True,
                              text=True)

@@ -7,6 +7,7 @@ only change how the MLM head is applied: at masked positions only (see `vlkd.los
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -77,3 +78,10 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
 def encode(model: BertForMaskedLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Final hidden states (B, L, H). Pass attention_mask=None for unpadded blocks (faster attention)."""
     return model.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def save_with_tokenizer(model: BertForMaskedLM, path: Path, tokenizer_dir: Path) -> None:
+    """`save_pretrained` plus the tokenizer files, so `AutoModel`/`AutoTokenizer.from_pretrained(path)` work."""
+    model.save_pretrained(path)
+    for file in sorted(Path(tokenizer_dir).iterdir()):
+        shutil.copy2(file, path / file.name)

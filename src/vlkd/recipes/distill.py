@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -39,28 +38,20 @@ from transformers import BertForMaskedLM
 
 from vlkd.config import TrainConfig
 from vlkd.data.masking import IGNORE_INDEX
-from vlkd.data.text.collate import BlockCollator, IndexedBlocks
-from vlkd.data.text.store import TokenStore
+from vlkd.data.text.collate import BlockCollator
+from vlkd.data.text.split import TextData, check_model_fits, split_train_valid
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.eval.teacher_targets import TeacherTargets, load_frozen_teacher, voken_bank
 from vlkd.losses import LossTerm, LossTerms, check_terms, mlm, nst_gram
 from vlkd.losses.terms import term_names
-from vlkd.models.bert import ModelConfig, build_masked_lm
+from vlkd.models.bert import ModelConfig, build_masked_lm, save_with_tokenizer
 from vlkd.models.student import KDHead, KDHeadConfig, VokenHead, save_kd_head
 from vlkd.models.teacher import VideoTextTeacher
 
 OUTPUTS = ("tokens", "hidden", "logits", "vokens")
 LAYER = re.compile(r"^layer(\d+)$")
 KINDS = ("tokens", "logits", "vokens", "sentences")
-
-
-@dataclass
-class DistillData:
-    train: str = ""  # token store directory (`vlkd prepare text`)
-    valid: str | None = None  # a separate token store; else the last `valid_blocks` of train are held out
-    valid_blocks: int = 512
-    mlm_probability: float = 0.15
 
 
 def reference_kd() -> list[LossTerm]:
@@ -81,7 +72,7 @@ class Config(TrainConfig):
     task: str = "distill"
     model: ModelConfig = field(default_factory=ModelConfig)  # the student
     teacher: str = ""  # the teacher's run directory (`task: teacher`)
-    data: DistillData = field(default_factory=DistillData)
+    data: TextData = field(default_factory=TextData)
     kd: KDConfig = field(default_factory=KDConfig)
     mlm_weight: float = 1.0
 
@@ -196,31 +187,15 @@ class DistillTask(nn.Module):
         return result
 
 
-def _stores(config: Config) -> tuple[TokenStore, IndexedBlocks, IndexedBlocks]:
-    """Training and held-out blocks, each item carrying its block's index in the training store (the row of
-    CRD's memory banks and of cached targets). The held-out tail of train is what `task: mlm` holds out."""
-    store = TokenStore(config.data.train)
-    if config.data.valid:
-        if config.kd.targets:
-            raise VlkdError("kd.targets covers the blocks of data.train only; with a separate data.valid store "
-                            "hold out the tail of data.train instead (data.valid_blocks) or drop kd.targets")
-        valid = TokenStore(config.data.valid)
-        if valid.vocab_sha != store.vocab_sha:
-            raise VlkdError(f"vocabulary differs from the training store's ({config.data.train})", config.data.valid)
-        return store, IndexedBlocks(store, range(len(store))), IndexedBlocks(valid, range(len(valid)))
-    held = min(config.data.valid_blocks, len(store) // 10)
-    return (store, IndexedBlocks(store, range(len(store) - held)),
-            IndexedBlocks(store, range(len(store) - held, len(store))))
-
-
 def build(config: Config) -> Job:
     check(config)
-    store, train, valid = _stores(config)
+    if config.data.valid and config.kd.targets:
+        raise VlkdError("kd.targets covers the blocks of data.train only; with a separate data.valid store "
+                        "hold out the tail of data.train instead (data.valid_blocks) or drop kd.targets")
+    store, train, valid = split_train_valid(config.data)
     # The student first, from the same RNG state as `task: mlm`: both recipes start from the same weights.
     student = build_masked_lm(config.model)
-    if student.config.vocab_size < store.vocab_size:
-        raise VlkdError(f"mismatched vocab: model vocab_size {student.config.vocab_size} < token store vocab_size "
-                        f"{store.vocab_size}", store.path)
+    check_model_fits(student.config.vocab_size, student.config.max_position_embeddings, store)
     with torch.random.fork_rng():  # what the baseline does not build must not move its RNG streams
         torch.manual_seed(config.seed + 1)
         teacher, info = load_frozen_teacher(config.teacher, store)
@@ -243,9 +218,7 @@ def build(config: Config) -> Job:
 
     def save_final(module: nn.Module, path: Path) -> None:
         """A plain save_pretrained BERT (any `vlkd finetune` takes it) with the KD head beside it."""
-        module.student.save_pretrained(path)
-        for file in sorted(Path(store.tokenizer_dir).iterdir()):
-            shutil.copy2(file, path / file.name)
+        save_with_tokenizer(module.student, path, store.tokenizer_dir)
         if module.head is not None:
             save_kd_head(module.head, path)
 
