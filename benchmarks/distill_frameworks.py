@@ -19,7 +19,8 @@ student's projection, so the three compute the same loss.
 
 - ours: `vlkd.recipes.distill.DistillTask`, kd.terms = [{loss: hidden_mse, student: layer6, teacher:
   layer6}], kd.head false, online teacher (`teacher.text.bert`), MLM logits at the masked positions only;
-  optimizer from `vlkd.engine.trainer._make_optimizer` (fused AdamW, weight-decay groups, wd 0 here).
+  optimizer from `vlkd.engine.trainer._make_optimizer` (fused AdamW, weight decay 0.01 except on biases and
+  LayerNorm weights).
 - TextBrewer: `GeneralDistiller` with intermediate_matches [{layer_T: 6, layer_S: 6, feature: hidden,
   loss: hidden_mse, weight: 1, proj: [linear, 512, 512]}], hard_label_weight=1, kd_loss_weight=0; the
   student is HF `BertForMaskedLM(labels=...)` (full-vocabulary logits), its adaptor returns {'losses':
@@ -27,7 +28,7 @@ student's projection, so the three compute the same loss.
   hidden states are used). One step = the body of `BasicDistiller.train_with_num_steps`:
   `train_on_batch` (= `get_outputs_from_batch` + adaptors + `compute_loss`), backward, clip of
   `model_S.parameters()`, optimizer step, zero_grad; the projection's parameter group is added by
-  `initialize_training`. Optimizer `torch.optim.AdamW(lr=1e-4)` (default, non-fused).
+  `initialize_training`. Optimizer `torch.optim.AdamW(lr=1e-4)` (defaults: weight decay 0.01, not fused).
 - torchdistill: the body of `DistillationBox.forward_process` + `update_params` written out: teacher
   `BertModel` under no_grad with a `ForwardHookManager` hook on `encoder.layer.5`, student = a wrapper
   (`BertForMaskedLM(labels=...)` + the Linear projection applied to its last hidden states) hooked at
@@ -52,6 +53,9 @@ Traps found:
   dict whole; a HF `ModelOutput` is a dict, so 'logits' and 'hidden_states' would be summed into the
   "model loss" (or raise KeyError with a per-key weight dict): a `func2extract_model_loss` returning
   {'loss': out.loss} is registered instead.
+
+Run length: 1 warm-up step per side, then 6 pairs per comparison (our side is shared by both); about 4-5
+minutes on a 2-core VM (a step is 5-10 s there).
 
 Output: one JSON line per comparison (distill_vs_textbrewer, distill_vs_torchdistill), unit tokens/s,
 target >= 1.5; a framework that cannot run prints "reference": null and "error".
@@ -88,7 +92,7 @@ from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 from vlkd.recipes.distill import Config as DistillConfig
 from vlkd.recipes.distill import DistillTask, KDConfig
 
-BATCH, WARMUP, PAIRS, LR, CLIP, WIDTH, LAYER = 8, 2, 8, 1e-4, 1.0, 512, 6
+BATCH, WARMUP, PAIRS, LR, CLIP, WIDTH, LAYER = 8, 1, 6, 1e-4, 1.0, 512, 6
 Step = Callable[[int], None]
 
 
@@ -152,7 +156,7 @@ def build_ours(student: BertForMaskedLM, teacher: VideoTextTeacher, proj: nn.Lin
     def loss_of(batch: dict) -> torch.Tensor:
         return task(batch)["loss"]
 
-    optimizer = _make_optimizer(task, TrainConfig(lr=LR, weight_decay=0.0))
+    optimizer = _make_optimizer(task, TrainConfig(lr=LR))
     step = train_step(loss_of, lambda: list(task.parameters()), optimizer, batches)
     return loss_of, step, [task.student, task.projections], [task.teacher]
 
