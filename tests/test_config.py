@@ -74,7 +74,8 @@ def test_apply_overrides_creates_nested_keys() -> None:
 def required_overrides(preset: str, root: Path) -> list[str]:
     """Dummy data paths (never read) and an output directory: what a preset leaves to the user."""
     task = read_config(preset)[0]["task"]
-    paths = {"mlm": ["data.train"], "teacher": ["data.path"], "videoqa": ["data.path", "data.features"]}[task]
+    paths = {"mlm": ["data.train"], "teacher": ["data.path"], "videoqa": ["data.path", "data.features"],
+             "distill": ["data.train", "teacher"]}[task]
     return [f"{key}={root / 'no-such-dir' / key}" for key in paths] + [f"output_dir={root / 'out'}"]
 
 
@@ -94,6 +95,8 @@ def test_eval_metrics_of_each_recipe() -> None:
     assert {"valid_mlm", "valid_match", "valid_perplexity", "valid_r1", "valid_r5", "valid_r10",
             "valid_median_rank"} <= set(teacher)
     assert recipe_module("videoqa").eval_metrics(None) == ["valid_accuracy", "valid_acc_*"]
+    distill = load_config("distill-small-wiki103", ["data.train=/x", "teacher=/y"])
+    assert recipe_module("distill").eval_metrics(distill) == ["valid_loss", "valid_mlm", "valid_perplexity", "valid_nst"]
     finetune = recipe_module("finetune")
     mnli = finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="mnli")))
     assert mnli == ["valid_accuracy", "valid_accuracy_mm"]
@@ -125,3 +128,21 @@ def test_bad_config_fails_in_the_cli_before_any_data_is_read(preset: str, overri
     assert err.startswith("vlkd: error: ") and err.count("\n") == 1, err
     assert message in err and "not found" not in err and "no-such-dir" not in err
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_distillation_presets_have_the_reference_settings_and_equal_compute_baselines() -> None:
+    paths = ["data.train=/x", "teacher=/y"]
+    small, small_base = load_config("distill-small-wiki103", paths), load_config("mlm-small", paths[:1])
+    assert (small.model.num_layers, small.model.hidden_size, small.model.num_heads) == (6, 512, 8)
+    assert (small.batch_size, small.epochs, small.lr, small.warmup) == (256, 40, 2e-4, 10000)
+    assert [t.loss for t in small.kd.terms] == ["nst"] and small.kd.head and small.kd.teacher_input == "masked"
+    base, base_baseline = load_config("distill-base-wiki", paths), load_config("mlm-base", paths[:1])
+    assert (base.model.num_layers, base.model.hidden_size, base.max_steps, base.warmup) == (12, 768, 500000, 5000)
+    voken = load_config("voken-small-wiki103", paths)
+    assert [t.loss for t in voken.kd.terms] == ["voken"]
+    for kd, baseline in ((small, small_base), (base, base_baseline), (load_config("distill-tiny", paths),
+                                                                      load_config("mlm-tiny", paths[:1])),
+                         (load_config("quickstart-distill", paths), load_config("quickstart-mlm", paths[:1]))):
+        same = ("max_steps", "epochs", "batch_size", "grad_accum", "lr", "warmup", "seed", "weight_decay")
+        assert [getattr(kd, k) for k in same] == [getattr(baseline, k) for k in same], kd.output_dir
+        assert kd.model == baseline.model and kd.data == baseline.data
