@@ -36,20 +36,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _storage_groups(module: torch.nn.Module, frozen: Sequence[torch.nn.Module]) -> tuple[list[list[str]], set[str]]:
+    """The trained tensors grouped by storage (tied weights share one; the first name is the saved one),
+    and the names that belong to frozen submodules."""
+    skip = [name for name, sub in module.named_modules() if any(sub is f for f in frozen)]
+    groups: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
+    frozen_names: set[str] = set()
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if any(name.startswith(prefix + ".") for prefix in skip):
+            frozen_names.add(name)
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        groups.setdefault(key, []).append(name)
+    return list(groups.values()), frozen_names
+
+
 def trained_state(module: torch.nn.Module, frozen: Sequence[torch.nn.Module] = ()) -> dict[str, torch.Tensor]:
     """The module's parameters and buffers minus those of its `frozen` submodules (a distillation teacher
     is not part of a student's checkpoint), one name per storage (tied weights are saved once)."""
-    skip = [name for name, sub in module.named_modules() if any(sub is f for f in frozen)]
-    state: dict[str, torch.Tensor] = {}
-    seen: set[tuple[int, int, tuple[int, ...]]] = set()
-    for name, tensor in module.state_dict(keep_vars=True).items():
-        if any(name.startswith(prefix + ".") for prefix in skip):
-            continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-        if key not in seen:
-            seen.add(key)
-            state[name] = tensor
-    return state
+    state = module.state_dict(keep_vars=True)
+    return {names[0]: state[names[0]] for names in _storage_groups(module, frozen)[0]}
 
 
 def save_checkpoint(
@@ -146,15 +152,21 @@ def load_checkpoint(
 
 
 def _load_trained(module: torch.nn.Module, frozen: Sequence[torch.nn.Module], path: Path) -> None:
-    """Copy a checkpoint's tensors into the module in place; the names must be exactly the trained ones."""
+    """Copy a checkpoint's tensors into the module in place. Every trained tensor must be there (under any
+    of its tied names); a frozen submodule's tensors (written by versions before `Job.frozen`) are ignored."""
     saved = load_file(str(path))
-    expected = trained_state(module, frozen)
-    if set(saved) != set(expected):
-        extra, missing = sorted(set(saved) - set(expected)), sorted(set(expected) - set(saved))
+    groups, frozen_names = _storage_groups(module, frozen)
+    state = module.state_dict(keep_vars=True)
+    known = {name for names in groups for name in names} | frozen_names
+    missing = [names[0] for names in groups if not any(n in saved for n in names)]
+    extra = sorted(set(saved) - known)
+    if missing or extra:
         raise VlkdError(f"checkpoint does not match the model ({len(missing)} tensors missing, e.g. "
                         f"{missing[:1]}; {len(extra)} unexpected, e.g. {extra[:1]})", path)
     with torch.no_grad():
-        for name, tensor in expected.items():
+        for names in groups:
+            name = next(n for n in names if n in saved)
+            tensor = state[names[0]]
             if saved[name].shape != tensor.shape:
                 raise VlkdError(f"checkpoint tensor {name} has shape {tuple(saved[name].shape)}, the model's is "
                                 f"{tuple(tensor.shape)}", path)
