@@ -86,3 +86,12 @@ def test_nst_gram_from_packed_cache_and_gradient() -> None:
     loss.backward()
     assert student.grad.abs().sum() > 0
     assert student.grad[0, 4:].abs().sum() == 0  # masked positions get no gradient
+
+
+def test_nst_position_gram_form_matches_the_loop_when_channels_outnumber_positions() -> None:
+    g = torch.Generator().manual_seed(5)
+    student = F.normalize(torch.randn(3, 6, 16, generator=g), dim=-1)  # L=6 < H: the (L, L) Gram form
+    teacher = F.normalize(torch.randn(3, 6, 24, generator=g), dim=-1)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    assert nst(student, teacher, mask).item() == pytest.approx(nst_loop(student, teacher, mask), rel=1e-5)
+    assert nst(teacher, teacher, mask).item() == pytest.approx(0.0, abs=1e-6)

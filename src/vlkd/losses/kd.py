@@ -29,16 +29,21 @@ def nst(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None 
     channel (a length-L vector) is L2-normalised over positions. Per sequence:
     mean_ab k(s_a, s_b) + mean_ab k(t_a, t_b) - 2 mean_ab k(s_a, t_b); mean over the batch. The reference
     drops the teacher-teacher constant (same gradient, different value); we keep it.
+
+    Computed with whichever Gram matrices are smaller: the channel x channel products (H x H, as the
+    definition reads) or, since sum_ab (s_a . t_b)^2 = <S^T S, T^T T>_F, the position x position ones
+    (L x L; 6x fewer multiply-adds at L=128, H=512). Same value, up to rounding.
     """
-    s, t = student, teacher
-    if mask is not None:
-        m = mask.to(s.dtype).unsqueeze(-1)
-        s, t = s * m, t * m
-    s = F.normalize(s.transpose(1, 2), dim=-1)  # (B, H_s, L)
-    t = F.normalize(t.transpose(1, 2), dim=-1)  # (B, H_t, L)
-    ss = (s @ s.transpose(1, 2)).pow(2).mean((1, 2))
-    tt = (t @ t.transpose(1, 2)).pow(2).mean((1, 2))
-    st = (s @ t.transpose(1, 2)).pow(2).mean((1, 2))
+    s = _channels(student, mask)  # (B, H_s, L)
+    t = _channels(teacher, mask)  # (B, H_t, L)
+    h_s, h_t, length = s.shape[1], t.shape[1], s.shape[2]
+    if length < max(h_s, h_t):
+        a, g = s.transpose(1, 2) @ s, t.transpose(1, 2) @ t  # (B, L, L)
+        ss, tt, st = a.pow(2).sum((1, 2)) / h_s**2, g.pow(2).sum((1, 2)) / h_t**2, (a * g).sum((1, 2)) / (h_s * h_t)
+    else:
+        ss = (s @ s.transpose(1, 2)).pow(2).mean((1, 2))
+        tt = (t @ t.transpose(1, 2)).pow(2).mean((1, 2))
+        st = (s @ t.transpose(1, 2)).pow(2).mean((1, 2))
     return (ss + tt - 2 * st).mean()
 
 
