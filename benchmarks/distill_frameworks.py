@@ -63,14 +63,11 @@ target >= 1.5; a framework that cannot run prints "reference": null and "error".
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import platform
-import statistics
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -80,10 +77,7 @@ from torch import nn
 from transformers import BertForMaskedLM
 
 from vlkd.config import TrainConfig, model_preset
-from vlkd.data.bundled import bundled_path
 from vlkd.data.text.collate import BlockCollator, IndexedBlocks
-from vlkd.data.text.store import TokenStore, build_token_store
-from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.engine.batches import ShardedBatches
 from vlkd.engine.trainer import _make_optimizer
 from vlkd.losses import LossTerm
@@ -92,45 +86,15 @@ from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 from vlkd.recipes.distill import Config as DistillConfig
 from vlkd.recipes.distill import DistillTask, KDConfig
 
+from paired_timing import line, make_store, paired  # noqa: E402  (this directory is on the path)
+
 BATCH, WARMUP, PAIRS, LR, CLIP, WIDTH, LAYER = 8, 1, 6, 1e-4, 1.0, 512, 6
 Step = Callable[[int], None]
-
-
-def paired(a: Step, b: Step, pairs: int) -> tuple[float, float, list[float]]:
-    """Alternate a and b (A B, then B A, ...); returns (median time of a, of b, per-pair ratios t_b / t_a)."""
-    ta, tb = [], []
-    for i in range(pairs):
-        order = (a, b) if i % 2 == 0 else (b, a)
-        times = {}
-        for fn in order:
-            start = time.perf_counter()
-            fn(i)
-            times[fn] = time.perf_counter() - start
-        ta.append(times[a])
-        tb.append(times[b])
-    return statistics.median(ta), statistics.median(tb), [y / x for x, y in zip(ta, tb)]
-
-
-def line(name: str, ours: float, reference: float, unit: str, ratios: list[float], target: float, **extra) -> None:
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(reference, 2), "unit": unit,
-                      "ratio": round(statistics.median(ratios), 3), "ratio_q1": round(q[0], 3),
-                      "ratio_q3": round(q[2], 3), "pairs": len(ratios), "target": target, **extra}), flush=True)
 
 
 def error_line(name: str, ours: float | None, unit: str, target: float, error: str) -> None:
     print(json.dumps({"benchmark": name, "ours": round(ours, 2) if ours else None, "reference": None,
                       "unit": unit, "target": target, "error": error}), flush=True)
-
-
-def make_store(root: Path) -> TokenStore:
-    """A token store of real text (bundled Wikipedia lead sections), enough blocks for every timed step."""
-    raw = json.loads(bundled_path("wikipedia").read_text(encoding="utf-8"))
-    # the bundled file stores each record as a Python literal
-    texts = [(ast.literal_eval(v) if isinstance(v, str) else v)["extract"] for v in list(raw.values())[:400]]
-    (root / "wiki.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    build_token_store([root / "wiki.txt"], BUNDLED_TOKENIZER, root / "store", progress=False)
-    return TokenStore(root / "store")
 
 
 def train_step(loss_of: Callable[[dict], torch.Tensor], clipped: Callable[[], list], optimizer: torch.optim.Optimizer,

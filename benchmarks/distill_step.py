@@ -21,27 +21,19 @@ TextBrewer and torchdistill comparisons (issue 11 (b)) are not measured by this 
 
 from __future__ import annotations
 
-import ast
 import copy
-import json
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import BertForMaskedLM
 
 from vlkd.config import TrainConfig, model_preset
-from vlkd.data.bundled import bundled_path
 from vlkd.data.text.collate import BlockCollator, IndexedBlocks
-from vlkd.data.text.store import TokenStore, build_token_store
-from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.engine.batches import ShardedBatches
 from vlkd.engine.trainer import _make_optimizer
 from vlkd.eval.teacher_targets import TeacherTargets, prepare_teacher_targets
@@ -54,6 +46,8 @@ from vlkd.recipes.distill import KDConfig
 from vlkd.recipes.distill import DistillTask
 from vlkd.recipes.mlm import MaskedLM
 
+from paired_timing import line, make_store, paired  # noqa: E402  (this directory is on the path)
+
 BATCH, WARMUP, PAIRS = 8, 2, 8
 
 
@@ -65,38 +59,6 @@ def nst_loop(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         t = F.normalize(teacher[b].T, dim=-1)
         total = total + (s @ s.T).pow(2).mean() + (t @ t.T).pow(2).mean() - 2 * (s @ t.T).pow(2).mean()
     return total / student.shape[0]
-
-
-def paired(a: Callable[[int], None], b: Callable[[int], None], pairs: int) -> tuple[float, float, list[float]]:
-    """Alternate a and b (A B, then B A, ...); returns (median time of a, of b, per-pair ratios t_b / t_a)."""
-    ta, tb = [], []
-    for i in range(pairs):
-        order = (a, b) if i % 2 == 0 else (b, a)
-        times = {}
-        for fn in order:
-            start = time.perf_counter()
-            fn(i)
-            times[fn] = time.perf_counter() - start
-        ta.append(times[a])
-        tb.append(times[b])
-    return statistics.median(ta), statistics.median(tb), [y / x for x, y in zip(ta, tb)]
-
-
-def line(name: str, ours: float, reference: float, unit: str, ratios: list[float], target: float, **extra) -> None:
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-    print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(reference, 2), "unit": unit,
-                      "ratio": round(statistics.median(ratios), 3), "ratio_q1": round(q[0], 3),
-                      "ratio_q3": round(q[2], 3), "pairs": len(ratios), "target": target, **extra}), flush=True)
-
-
-def make_store(root: Path) -> TokenStore:
-    """A token store of real text (bundled Wikipedia lead sections), enough blocks for every timed step."""
-    raw = json.loads(bundled_path("wikipedia").read_text(encoding="utf-8"))
-    # the bundled file stores each record as a Python literal
-    texts = [(ast.literal_eval(v) if isinstance(v, str) else v)["extract"] for v in list(raw.values())[:400]]
-    (root / "wiki.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    build_token_store([root / "wiki.txt"], BUNDLED_TOKENIZER, root / "store", progress=False)
-    return TokenStore(root / "store")
 
 
 def main() -> None:
