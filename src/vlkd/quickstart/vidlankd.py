@@ -120,7 +120,7 @@ def comparison_stage(out: Path, overrides: list[str], runs: dict[str, Path], tea
         *rows, "",
         "Reproduce a row: `vlkd train quickstart-mlm|quickstart-distill data.train=OUT/text-tokens teacher=OUT/teacher "
         "output_dir=...`, then `vlkd evaluate grounding --model RUN --teacher OUT/teacher --data OUT/world-teacher-data` "
-        f"and `vlkd finetune --task rt-polarity --data-dir OUT/bundled/rt-polarity --model RUN/final --out ... "
+        "and `vlkd finetune --task rt-polarity --data-dir OUT/bundled/rt-polarity --model RUN/final --out ... "
         "epochs=1 lr=1e-3 seeds=0,1,2`.", "",
         *[_embedded_report(run_dir, out) for run_dir in runs.values()],
     ]
