@@ -43,7 +43,7 @@ from vlkd.data.text.split import TextData, check_model_fits, split_train_valid
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.eval.teacher_targets import TeacherTargets, load_frozen_teacher, voken_bank
-from vlkd.losses import LossTerm, LossTerms, check_terms, mlm, nst_gram
+from vlkd.losses import LossTerm, LossTerms, assign_vokens, check_terms, mlm, nst_gram
 from vlkd.losses.terms import term_names
 from vlkd.models.bert import ModelConfig, build_masked_lm, save_with_tokenizer
 from vlkd.models.student import KDHead, KDHeadConfig, VokenHead, save_kd_head
@@ -177,7 +177,7 @@ class DistillTask(nn.Module):
         if "logits" in wanted:
             result["logits"] = self.teacher.text.cls(hidden[selected])
         if self.voken_bank.numel():
-            result["vokens"] = (result["tokens"].float() @ self.voken_bank.T).argmax(-1)
+            result["vokens"] = assign_vokens(result["tokens"], self.voken_bank)
         for name in wanted:
             match = LAYER.match(name)
             if match:
