@@ -37,7 +37,7 @@ from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
 from vlkd.rundir import FINAL, load_run_config
-from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard
+from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard, shard_dir
 
 FORMAT_VERSION = 1
 FORMS = ("full", "nst-gram")
@@ -148,9 +148,12 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> np.memmap:
+def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> np.ndarray:
     """A writable memory map of `shape`: preallocated (sparse) when fresh, else the existing file."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if shape[0] == 0:  # a shard with no blocks (more shards than batches): an empty file, nothing to map
+        path.write_bytes(b"")
+        return np.zeros(shape, dtype=dtype)
     if fresh:
         with open(path, "wb") as f:
             f.truncate(nbytes)
@@ -222,7 +225,7 @@ def prepare_teacher_targets(
     lo, hi = (0, n) if shard is None else shard.span(n, batch_size)
     if shard is not None:
         if overwrite:
-            remove_path(out.with_name(out.name + ".shards") / shard.name)
+            remove_path(shard_dir(out, shard))
         out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size})
         if finished is not None:
             return finished["meta"]

@@ -95,7 +95,7 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
     """Write the token store of all `shards` to `out_dir`, as one unsharded run would; returns its meta."""
     inputs, results = shards.inputs, shards.results
     paths = inputs["paths"]
-    if file_identity(paths) != inputs["files"]:
+    if file_identity(resolved for resolved, _ in inputs["files"]) != inputs["files"]:
         raise VlkdError("an input file changed (path or size) since the shards were made; re-run the shards",
                         ", ".join(paths))
     block_size, dtype_name = inputs["block_size"], results[0]["dtype"]
@@ -105,10 +105,10 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
         raise VlkdError(f"corpus too small: {total} tokens after filtering, fewer than one block of {block_size}",
                         ", ".join(paths))
     sources = []
-    for i, p in enumerate(paths):
+    for i, (p, (resolved, _)) in enumerate(zip(paths, inputs["files"])):
         parts = [r["sources"][i] for r in results]
         sources.append({"path": p, "format": parts[0]["format"], "min_words": parts[0]["min_words"],
-                        "sha256": _file_sha256(Path(p)), "lines_read": sum(s["lines_read"] for s in parts),
+                        "sha256": _file_sha256(Path(resolved)), "lines_read": sum(s["lines_read"] for s in parts),
                         "lines_kept": sum(s["lines_kept"] for s in parts)})
     facts = results[0]["tokenizer_facts"]
     meta = store_meta(inputs["tokenizer"], facts, block_size, num_blocks, total, dtype_name, facts["vocab_size"],
