@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_parse_shard_accepts_k_of_n_and_refuses_the_rest() -> None:
 def test_spans_cover_every_item_once_in_order_on_whole_groups(n: int, count: int, align: int) -> None:
     spans = [Shard(k, count).span(n, align) for k in range(count)]
     assert spans[0][0] == 0 and spans[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert all(lo % align == 0 and lo <= hi for lo, hi in spans)
 
 

@@ -166,10 +166,8 @@ def collect_shards(out: str | os.PathLike) -> ShardSet:
 def check_merge_target(out: str | os.PathLike, overwrite: bool) -> None:
     """Refuse to merge onto an existing non-empty OUT unless `overwrite`."""
     out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        if not overwrite:
-            raise VlkdError("output already exists and is not an empty directory; pass --overwrite to replace it",
-                            out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise VlkdError("output already exists and is not an empty directory; pass --overwrite to replace it", out)
 
 
 def remove_shards(out: str | os.PathLike) -> None:

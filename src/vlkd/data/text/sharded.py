@@ -21,7 +21,15 @@ from tqdm import tqdm
 
 from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
 from vlkd.data.text.store import (
-    BLOCKS_FILE, DTYPES, META_FILE, TOKENIZER_DIR, _BlockWriter, fast_encoder, store_meta, tokenizer_facts, write_meta,
+    BLOCKS_FILE,
+    DTYPES,
+    META_FILE,
+    TOKENIZER_DIR,
+    _BlockWriter,
+    fast_encoder,
+    store_meta,
+    tokenizer_facts,
+    write_meta,
 )
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
