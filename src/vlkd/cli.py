@@ -103,9 +103,48 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+SHARD_HELP = ("do only shard K of N (0 <= K < N, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) into "
+              "OUT.shards/K-of-N/; then `vlkd merge-shards OUT` (docs/commands.md)")
+# command recorded in a shard's shard.json -> (module, function) that merges its shards
+MERGERS = {"prepare text": ("vlkd.data.text.sharded", "merge_token_store_shards"),
+           "prepare howto100m": ("vlkd.data.teacher.howto100m", "merge_howto100m_shards"),
+           "extract-features": ("vlkd.video.extract", "merge_feature_shards"),
+           "prepare teacher-targets": ("vlkd.eval.teacher_targets", "merge_teacher_target_shards")}
+
+
+def shard_done(out: str, shard: object) -> int:
+    from vlkd.shards import shard_dir
+
+    print(f"{shard_dir(out, shard)}: shard {shard} complete; when all are, run `vlkd merge-shards {out}`")
+    return 0
+
+
+def cmd_merge_shards(args: argparse.Namespace) -> int:
+    from vlkd.shards import check_merge_target, collect_shards, remove_shards
+
+    shards = collect_shards(args.out)
+    if shards.command not in MERGERS:
+        raise VlkdError(f"shards of an unknown command {shards.command!r}", shards.dirs[0])
+    check_merge_target(args.out, args.overwrite)
+    module, function = MERGERS[shards.command]
+    getattr(importlib.import_module(module), function)(shards, args.out)
+    if not args.keep_shards:
+        remove_shards(args.out)
+    print(f"{args.out}: merged {shards.count} shards of `vlkd {shards.command}`")
+    return 0
+
+
 def cmd_prepare_text(args: argparse.Namespace) -> int:
     from vlkd.data.text.store import build_token_store
+    from vlkd.shards import parse_shard
 
+    shard = parse_shard(args.shard)
+    if shard is not None:
+        from vlkd.data.text.sharded import build_token_store_shard
+
+        build_token_store_shard(args.input, args.tokenizer, args.out, shard, block_size=args.block_size,
+                                fmt=args.format, min_words=args.min_words)
+        return shard_done(args.out, shard)
     meta = build_token_store(args.input, args.tokenizer, args.out, block_size=args.block_size, fmt=args.format,
                              min_words=args.min_words, overwrite=args.overwrite)
     print(f"{args.out}: {meta['num_blocks']:,} blocks of {meta['block_size']} tokens "
@@ -139,10 +178,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
     from vlkd.data.teacher.howto100m import prepare_howto100m
+    from vlkd.shards import parse_shard
 
+    shard = parse_shard(args.shard)
     meta = prepare_howto100m(args.captions, args.features, args.out, args.tokenizer, feature_2d=args.feature_2d,
                              feature_3d=args.feature_3d, word_budget=args.word_budget, max_tokens=args.max_tokens,
-                             max_steps=args.max_steps, valid_fraction=args.valid_fraction)
+                             max_steps=args.max_steps, valid_fraction=args.valid_fraction, shard=shard)
+    if shard is not None:
+        return shard_done(args.out, shard)
     splits = ", ".join(f"{k}: {v['samples']:,} samples from {len(v['videos']):,} videos"
                        for k, v in meta["splits"].items())
     print(f"{args.out}: {splits}; skipped {meta['videos_skipped'] or 'none'}")
@@ -151,9 +194,13 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
 
 def cmd_prepare_teacher_targets(args: argparse.Namespace) -> int:
     from vlkd.eval.teacher_targets import prepare_teacher_targets
+    from vlkd.shards import parse_shard
 
+    shard = parse_shard(args.shard)
     meta = prepare_teacher_targets(args.teacher, args.store, args.out, form=args.form, vokens=args.vokens,
-                                   batch_size=args.batch_size, overwrite=args.overwrite)
+                                   batch_size=args.batch_size, overwrite=args.overwrite, shard=shard)
+    if shard is not None:
+        return shard_done(args.out, shard)
     vokens = f", vokens over {meta['num_vokens']:,} videos" if meta["vokens"] else ""
     print(f"{args.out}: teacher targets ({meta['form']}) of {meta['store']['num_blocks']:,} blocks x "
           f"{meta['seq_len']} tokens, teacher width {meta['width']}{vokens}; {meta['bytes'] / 1e9:.2f} GB")
@@ -180,13 +227,19 @@ def cmd_prepare_videoqa(args: argparse.Namespace) -> int:
 
 
 def cmd_extract_features(args: argparse.Namespace) -> int:
+    from vlkd.shards import parse_shard
     from vlkd.video.extract import extract_features
 
+    shard = parse_shard(args.shard)
     counts = extract_features(args.videos, args.out, layout=args.layout, appearance=args.appearance,
                               motion=args.motion, weights=args.weights, motion_weights=args.motion_weights,
                               num_clips=args.num_clips, appearance_size=args.appearance_size,
                               motion_size=args.motion_size, workers=args.workers, device=args.device,
-                              mapping=args.mapping)
+                              mapping=args.mapping, shard=shard)
+    if shard is not None:
+        failed = f", {counts['failed']} failed" if counts["failed"] else ""
+        print(f"shard {shard}: {counts['extracted']} extracted, {counts['skipped']} already done{failed}")
+        return shard_done(args.out, shard)
     failed = f", {counts['failed']} failed (see {args.out}/failed.txt)" if counts["failed"] else ""
     print(f"{args.out}: {counts['extracted']} extracted, {counts['skipped']} already done{failed}")
     return 0
@@ -268,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-words", type=int, default=None,
                    help="skip lines with fewer words (default: 5 for wikitext as the reference, else 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing token store in --out")
+    p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_prepare_text)
     p = prep.add_parser("world", help="generate the synthetic video world (mp4 + captions + questions)",
                         description="Generate a deterministic synthetic video world: OUT/videos/*.mp4, "
@@ -300,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=126, help="tokens kept per window (default 126)")
     p.add_argument("--max-steps", type=int, default=384, help="feature steps per window (default 384)")
     p.add_argument("--valid-fraction", type=float, default=0.05, help="share of videos held out (default 0.05)")
+    p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_prepare_howto100m)
     p = prep.add_parser("videoqa", help="preprocess MSVD-QA / MSRVTT-QA questions (vocabularies, labels, GloVe)",
                         description="Read QA_DIR/{train,val,test}_qa.json (lists of {video_id|video_name, question, "
@@ -354,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vokens", action="store_true", help="also store voken ids (needs the teacher's training data)")
     p.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward (default 32)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing or differently-built output")
+    p.add_argument("--shard", metavar="K/N", help=SHARD_HELP + "; shards are whole batches of --batch-size")
     p.set_defaults(func=cmd_prepare_teacher_targets)
 
     p = sub.add_parser("train", help="train with a recipe chosen by the config's `task:`",
@@ -403,7 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion-size", type=int, default=None, help="motion frame size (default: backbone's)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_extract_features)
+
+    p = sub.add_parser("merge-shards", help="merge the shards of a --shard K/N preparation into its output",
+                       description="Check that OUT.shards/ holds all N shards (0-of-N ... N-1-of-N) of one "
+                                   "`--shard K/N` run of prepare text, prepare howto100m, extract-features or "
+                                   "prepare teacher-targets, each complete and made from the same inputs and "
+                                   "settings, then write OUT exactly as one unsharded run would (same bytes) and "
+                                   "remove OUT.shards/. A missing or incomplete shard is named, exit code 2.")
+    p.add_argument("out", metavar="OUT", help="the --out the shards were given")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUT")
+    p.add_argument("--keep-shards", action="store_true", help="keep OUT.shards/ after merging")
+    p.set_defaults(func=cmd_merge_shards)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a finished run").add_subparsers(
         dest="what", metavar="WHAT", required=True)

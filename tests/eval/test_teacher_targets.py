@@ -13,6 +13,7 @@ import torch
 
 import vlkd.eval.teacher_targets as tt
 from tests.conftest import wiki_extracts
+from tests.test_shards import tree_bytes
 from vlkd.cli import main
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore, build_token_store
@@ -218,3 +219,22 @@ def test_cli_prints_a_summary(teacher_run: Path, store: TokenStore, tmp_path: Pa
     assert f"teacher-targets: {store.num_blocks} blocks x 136 float16" in captured.err
     assert captured.out.strip().splitlines()[-1].startswith(f"{out}: teacher targets (nst-gram)")
     assert TeacherTargets(out).form == "nst-gram"
+
+
+def test_three_shards_then_merge_give_the_bytes_of_one_run(full: Path, teacher_run: Path, store: TokenStore,
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sharded"
+    args = ["prepare", "teacher-targets", "--teacher", str(teacher_run), "--store", str(store.path), "--out", str(out),
+            "--vokens", "--batch-size", "8"]
+    for k in (2, 0):
+        assert main([*args, "--shard", f"{k}/3"]) == 0
+    capsys.readouterr()
+    assert main(["merge-shards", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shard 1/3 is missing" in err and not out.exists()
+    assert main([*args, "--shard", "1/3"]) == 0
+    lo = int(capsys.readouterr().err.split("shard 1/3: blocks ")[1].split("-")[0])
+    assert lo > 0 and lo % 8 == 0  # whole batches of 8 per shard
+    assert main(["merge-shards", str(out)]) == 0
+    assert tree_bytes(out) == tree_bytes(full)
+    assert not (tmp_path / "sharded.shards").exists()

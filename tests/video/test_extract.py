@@ -17,6 +17,7 @@ import pytest
 import torch
 import torchvision
 
+from tests.test_shards import tree_bytes
 from tests.video.test_decode import write_video
 from vlkd.cli import main
 from vlkd.data.world.generate import build_world
@@ -191,3 +192,23 @@ def test_torchvision_backbones_and_cache(tmp_path: Path, monkeypatch: pytest.Mon
     for name in ("resnet101", "resnext101_32x8d", "s3d"):
         assert SPECS[name].cache_file.endswith(".pth")
     assert load_backbone("resnet50", "random")(torch.zeros(1, 32, 32, 3, dtype=torch.uint8)).shape == (1, 2048)
+
+
+@pytest.mark.parametrize("layout", ["howto100m", "hcrn"])
+def test_three_shards_then_merge_give_the_bytes_of_one_run(videos: Path, tmp_path: Path, layout: str,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """8 files (4 unreadable, so failed.txt too), 3 shards in a scrambled order, one missing at first."""
+    args = ["extract-features", "--videos", str(videos), "--layout", layout, "--num-clips", "2", *SMALL]
+    whole = tmp_path / "whole"
+    assert main([*args, "--out", str(whole)]) == 0
+    out = tmp_path / "sharded"
+    for k in (2, 0):
+        assert main([*args, "--out", str(out), "--shard", f"{k}/3"]) == 0
+    capsys.readouterr()
+    assert main(["merge-shards", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shard 1/3 is missing" in err and not out.exists()
+    assert main([*args, "--out", str(out), "--shard", "1/3"]) == 0
+    assert main(["merge-shards", str(out)]) == 0
+    assert tree_bytes(out) == tree_bytes(whole)
+    assert (out / "failed.txt").read_text().count("\n") == 4

@@ -31,12 +31,13 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
-from vlkd.io import read_json, remove_path, write_json_atomic
+from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
 from vlkd.rundir import FINAL, load_run_config
+from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard, shard_dir
 
 FORMAT_VERSION = 1
 FORMS = ("full", "nst-gram")
@@ -44,6 +45,7 @@ TARGETS_FILE = "targets.f16"
 VOKENS_FILE = "vokens.i32"
 META_FILE = "meta.json"
 PROGRESS_FILE = "progress.json"
+COMMAND = "prepare teacher-targets"
 CHUNK_BLOCKS = 1024  # blocks between two progress records (rounded to whole batches)
 BANK_BATCH = 32
 # what must agree for an unfinished (or finished) output to be continued (or reused) by a re-run
@@ -146,9 +148,12 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> np.memmap:
+def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> np.ndarray:
     """A writable memory map of `shape`: preallocated (sparse) when fresh, else the existing file."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if shape[0] == 0:  # a shard with no blocks (more shards than batches): an empty file, nothing to map
+        path.write_bytes(b"")
+        return np.zeros(shape, dtype=dtype)
     if fresh:
         with open(path, "wb") as f:
             f.truncate(nbytes)
@@ -170,10 +175,15 @@ def prepare_teacher_targets(
     batch_size: int = 32,
     overwrite: bool = False,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Run the frozen teacher of `teacher_run` over every block of the token store and cache its targets in
     `out` (see the module docstring); returns the meta. Resumable: a re-run with the same arguments continues
-    an interrupted build, and returns a finished one at once."""
+    an interrupted build, and returns a finished one at once.
+
+    With `shard` K/N: only the K-th of N ranges of whole batches of blocks (so every batch is the one an
+    unsharded run computes), into OUT.shards/K-of-N/ (the same files, rows of that range only), resumable
+    the same way; `merge_teacher_target_shards` concatenates them into OUT."""
     if form not in FORMS:
         raise VlkdError(f"unknown targets form {form!r} (expected one of: {', '.join(FORMS)})")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -212,7 +222,17 @@ def prepare_teacher_targets(
 
     done = 0
     fresh = True
-    if out.exists() and not overwrite:
+    lo, hi = (0, n) if shard is None else shard.span(n, batch_size)
+    if shard is not None:
+        if overwrite:
+            remove_path(shard_dir(out, shard))
+        out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size})
+        if finished is not None:
+            return finished["meta"]
+        if (out / PROGRESS_FILE).is_file():  # begin_shard checked that the same arguments made it
+            done = int(read_json(out / PROGRESS_FILE)["blocks_done"])
+            fresh = done == 0
+    elif out.exists() and not overwrite:
         if (out / META_FILE).is_file():
             existing = read_json(out / META_FILE)
             if _identity(existing) == _identity(plan):
@@ -234,7 +254,7 @@ def prepare_teacher_targets(
     elif out.exists():
         remove_path(out)
 
-    shape_text = f"{n} blocks x " + " x ".join(str(d) for d in row_shape)
+    shape_text = (f"{n} blocks" if shard is None else f"shard {shard}: blocks {lo}-{hi - 1} of {n}") + " x " + " x ".join(str(d) for d in row_shape)
     extra = f" + vokens int32 {_human(voken_bytes)}" if vokens else ""
     print(f"teacher-targets: {shape_text} float16 = {_human(target_bytes)}{extra} -> {out}"
           + (f" (resuming at block {done:,})" if done else ""), file=sys.stderr, flush=True)
@@ -246,17 +266,18 @@ def prepare_teacher_targets(
     out.mkdir(parents=True, exist_ok=True)
     if fresh:  # the plan first: an output interrupted from here on is recognised and continued
         _save_progress(out, plan, 0)
-    targets = _open_array(out / TARGETS_FILE, "<f2", (n, *row_shape), fresh)
-    voken_ids = _open_array(out / VOKENS_FILE, "<i4", (n, seq_len), fresh) if vokens else None
+    rows = hi - lo  # row r of this output is block lo + r
+    targets = _open_array(out / TARGETS_FILE, "<f2", (rows, *row_shape), fresh)
+    voken_ids = _open_array(out / VOKENS_FILE, "<i4", (rows, seq_len), fresh) if vokens else None
 
     chunk = max(batch_size, CHUNK_BLOCKS // batch_size * batch_size)
-    with tqdm(total=n, initial=done, unit="block", desc="teacher-targets", disable=not progress, file=sys.stderr,
+    with tqdm(total=rows, initial=done, unit="block", desc="teacher-targets", disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
-        while done < n:
-            end = min(done + chunk, n)
+        while done < rows:
+            end = min(done + chunk, rows)
             for start in range(done, end, batch_size):
                 stop = min(start + batch_size, end)
-                ids = torch.from_numpy(np.asarray(store.blocks[start:stop], dtype=np.int64))
+                ids = torch.from_numpy(np.asarray(store.blocks[lo + start:lo + stop], dtype=np.int64))
                 ids = torch.cat([ids.new_full((len(ids), 1), cls_id), ids, ids.new_full((len(ids), 1), sep_id)], 1)
                 t = teacher_token_targets(teacher, ids.to(device), None).half()
                 if form == "full":
@@ -273,9 +294,30 @@ def prepare_teacher_targets(
             _save_progress(out, plan, done)
 
     del targets, voken_ids
-    write_json_atomic(out / META_FILE, plan)
+    if shard is None:
+        write_json_atomic(out / META_FILE, plan)
+    else:
+        finish_shard(out, {"meta": plan, "rows": [lo, hi]})
     (out / PROGRESS_FILE).unlink()
     return plan
+
+
+def merge_teacher_target_shards(shards: ShardSet, out: str | os.PathLike) -> dict[str, Any]:
+    """Concatenate the shards' rows into the cache an unsharded `prepare_teacher_targets` writes to `out`."""
+    results = shards.results
+    meta = results[0]["meta"]
+    if [r["rows"] for r in results] != [[lo, hi] for lo, hi in (Shard(k, shards.count).span(
+            meta["store"]["num_blocks"], shards.inputs["batch_size"]) for k in range(shards.count))]:
+        raise VlkdError("the shards' block ranges do not cover the store once, in order", shards.dirs[0].parent)
+    if any(r["meta"] != meta for r in results):
+        raise VlkdError("the shards disagree on the cache's metadata (voken bank?)", shards.dirs[0].parent)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name in (TARGETS_FILE, VOKENS_FILE) if meta["vokens"] else (TARGETS_FILE,):
+            concat_files([d / name for d in shards.dirs], tmp / name)
+        write_json_atomic(tmp / META_FILE, meta)
+        TeacherTargets(tmp)  # every file of the expected size
+    return meta
 
 
 class TeacherTargets:

@@ -36,12 +36,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from vlkd.data.videoqa.prepare import read_mapping
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from vlkd.shards import Shard, ShardSet, begin_shard, digest, finish_shard, link_or_copy
 from vlkd.video.backbones import FeatureModel, load_backbone
 from vlkd.video.decode import FrameSize, iter_frames, probe
 from vlkd.video.sampling import RateSampler, clip_indices, gather_frames
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif", ".mpg", ".mpeg", ".flv", ".wmv"}
 CLIP_LEN = 16
+SHARD_COMMAND = "extract-features"
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,15 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                      appearance: str = "mobilenet_v2", motion: str = "flow", weights: str | None = None,
                      motion_weights: str | None = None, num_clips: int = 8, appearance_size: int | None = None,
                      motion_size: int | None = None, workers: int = 1, device: str | None = None,
-                     progress: bool = True, mapping: str | os.PathLike | None = None) -> dict:
+                     progress: bool = True, mapping: str | os.PathLike | None = None,
+                     shard: Shard | None = None) -> dict:
     """Extract features of every video into `out`; returns counts {"done", "skipped", "failed"}.
 
     `mapping` (MSVD's youtube_mapping.txt, lines `NAME vidN`) renames each video NAME.ext to vidN, so the
-    HCRN ids are the N the questions use (a YouTube clip name's trailing number is its end second)."""
+    HCRN ids are the N the questions use (a YouTube clip name's trailing number is its end second).
+    With `shard` K/N: only the K-th of N contiguous ranges of the videos (in listing order), into
+    OUT.shards/K-of-N/ (resumable the same way; HCRN parts are kept for the merge); `merge_feature_shards`
+    then writes OUT."""
     from tqdm import tqdm
 
     if layout not in ("howto100m", "hcrn"):
@@ -295,6 +301,14 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                        "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
     if mapping is not None:  # only then: an output written before --mapping existed still resumes
         meta["mapping"] = str(mapping)
+    lo, hi = 0, len(ids)
+    if shard is not None:
+        lo, hi = shard.span(len(ids))
+        identity = {"videos": os.fspath(Path(videos).resolve()), "count": len(ids),
+                    "listing": digest([ids, [os.fspath(p) for p in paths]]), "meta": meta}
+        out, finished = begin_shard(out, shard, SHARD_COMMAND, identity)
+        if finished is not None:
+            return finished["counts"]
     meta_path = out / "meta.json"
     if meta_path.exists():
         if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
@@ -304,12 +318,12 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(meta_path, meta)
     writer = Writer(out, plan, ids)
-    todo = [i for i, vid in enumerate(ids) if not writer.finished(vid)]
+    todo = [i for i in range(lo, hi) if not writer.finished(ids[i])]
     failures: dict[int, str] = {}
     pending: dict[int, dict[str, list[np.ndarray]]] = {}
     loader = DataLoader(VideoChunks(paths, todo, plan), batch_size=None, num_workers=min(workers, len(todo)),
                         prefetch_factor=4 if workers > 0 and todo else None)
-    bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="videos", unit="video", disable=not progress)
+    bar = tqdm(total=hi - lo, initial=hi - lo - len(todo), desc="videos", unit="video", disable=not progress)
     torch.set_grad_enabled(False)
     for i, kind, payload in loader:
         if kind == "app":
@@ -332,10 +346,42 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
         write_text_atomic(out / "failed.txt", "".join(lines))
     elif (out / "failed.txt").exists():
         (out / "failed.txt").unlink()
-    good = [vid for i, vid in enumerate(ids) if i not in failures]
+    counts = {"videos": hi - lo, "extracted": len(todo) - len(failures), "skipped": hi - lo - len(todo),
+              "failed": len(failures)}
+    good = [ids[i] for i in range(lo, hi) if i not in failures]
+    if shard is not None:  # the merge checks that some video was read, and assembles HCRN files
+        finish_shard(out, {"counts": counts, "good": good, "videos": os.fspath(videos)})
+        return counts
     if not good:
         raise VlkdError(f"no video could be read (reasons in {out / 'failed.txt'})", videos)
     writer.assemble(good)
-    return {"videos": len(ids), "extracted": len(todo) - len(failures), "skipped": len(ids) - len(todo),
-            "failed": len(failures)}
+    return counts
+
+
+def merge_feature_shards(shards: ShardSet, out: str | os.PathLike) -> dict:
+    """Write what one unsharded `extract_features` run writes to `out` from its shards: the per-video files
+    (hard-linked, howto100m layout) or the HCRN files assembled from the shards' parts, in listing order,
+    with meta.json and failed.txt."""
+    results = shards.results
+    good = [vid for r in results for vid in r["good"]]
+    failed = "".join((d / "failed.txt").read_text(encoding="utf-8") for d in shards.dirs
+                     if (d / "failed.txt").is_file())
+    if not good:
+        raise VlkdError("no video could be read (reasons in the shards' failed.txt)", results[0]["videos"])
+    plan = Plan(**shards.inputs["meta"]["plan"])
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        link_or_copy(shards.dirs[0] / "meta.json", tmp / "meta.json")
+        subdirs = ("2d", "3d") if plan.layout == "howto100m" else (".parts",)
+        for sub in subdirs:
+            (tmp / sub).mkdir()
+            for d in shards.dirs:
+                if (d / sub).is_dir():
+                    for f in sorted((d / sub).iterdir()):
+                        if not f.name.startswith("."):
+                            link_or_copy(f, tmp / sub / f.name)
+        Writer(tmp, plan, good).assemble(good)
+        if failed:
+            write_text_atomic(tmp / "failed.txt", failed)
+    return {"videos": sum(r["counts"]["videos"] for r in results), "failed": failed.count("\n")}
 

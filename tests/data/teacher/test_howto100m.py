@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_shards import tree_bytes
+from vlkd.cli import main
 from vlkd.data.teacher.howto100m import TeacherSamples, caption_windows, prepare_howto100m, read_captions, window_steps
 from vlkd.errors import VlkdError
 
@@ -91,3 +93,41 @@ def test_bad_captions_are_clear_errors(tmp_path: Path, content: str, message: st
     with pytest.raises(VlkdError, match=message) as info:
         prepare_howto100m(bad, feats, tmp_path / "out", progress=False)
     assert "bad.json" in str(info.value) and not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def sharding_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, bytes]]:
+    """The fixture plus 8 ordinary videos, and the bytes of one unsharded run over them (both splits used)."""
+    root = tmp_path_factory.mktemp("shard")
+    captions, feats = make_fixture(root)
+    caps = json.loads(captions.read_text())
+    rng = np.random.default_rng(0)
+    for v in range(8):
+        caps[f"v{v}"] = {"start": [0.0, 3.0], "end": [3.0, 5.0], "text": [f"stir the pot {v} times", "and serve"]}
+        np.save(feats / "2d" / f"v{v}.npy", rng.normal(size=(6, 4)).astype(np.float32))
+        np.save(feats / "3d" / f"v{v}.npy", rng.normal(size=(9, 3)).astype(np.float32))
+    captions.write_text(json.dumps(caps))
+    prepare_howto100m(captions, feats, root / "whole", word_budget=4, valid_fraction=0.3, progress=False)
+    meta = json.loads((root / "whole" / "meta.json").read_text())
+    assert all(s["samples"] for s in meta["splits"].values())
+    return captions, feats, tree_bytes(root / "whole")
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_shards_then_merge_give_the_bytes_of_one_run(sharding_inputs: tuple[Path, Path, dict[str, bytes]],
+                                                     tmp_path: Path, count: int,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    captions, feats, whole = sharding_inputs
+    out = tmp_path / "data"
+    args = ["prepare", "howto100m", "--captions", str(captions), "--features", str(feats), "--out", str(out),
+            "--word-budget", "4", "--valid-fraction", "0.3"]
+    for k in range(count):
+        if k == 1:  # a missing shard: one line at merge, nothing written
+            capsys.readouterr()
+            assert main(["merge-shards", str(out)]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"shard 1/{count} is missing" in err and not out.exists()
+        assert main([*args, "--shard", f"{k}/{count}"]) == 0
+    assert main(["merge-shards", str(out)]) == 0
+    assert tree_bytes(out) == whole
+    assert TeacherSamples(out, "valid")[0]["tokens"].size > 0

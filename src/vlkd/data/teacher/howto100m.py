@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -37,11 +38,13 @@ from tqdm import tqdm
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic
+from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
 
 FORMAT_VERSION = 1
 RATE_2D, RATE_3D = 1.0, 1.5
 SPLITS = ("train", "valid")
 _FILES = ("tokens.bin", "lengths.bin", "steps.bin", "offsets.bin", "videos.bin")
+SHARD_COMMAND = "prepare howto100m"
 
 
 @dataclass
@@ -175,75 +178,152 @@ def prepare_howto100m(
     max_steps: int = 384,
     valid_fraction: float = 0.05,
     progress: bool = True,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
-    """Build teacher samples from caption.json and feature files; returns the metadata."""
+    """Build teacher samples from caption.json and feature files; returns the metadata.
+
+    With `shard` K/N: only the K-th of N contiguous ranges of the sorted video ids, into OUT.shards/K-of-N/
+    (the same split files for those videos); `merge_howto100m_shards` concatenates them into OUT."""
     captions_path, features_dir, out_dir = Path(captions), Path(features), Path(out_dir)
     caps = read_captions(captions_path)
     for sub in (feature_2d, feature_3d):
         if not (features_dir / sub).is_dir():
             raise VlkdError(f"feature folder {sub!r} not found (set --feature-2d/--feature-3d)", features_dir / sub)
+    tok = load_tokenizer(tokenizer)
+    settings = {"tokenizer": tokenizer, "vocab_sha": vocab_fingerprint(tok), "word_budget": word_budget,
+                "max_tokens": max_tokens, "max_steps": max_steps, "valid_fraction": valid_fraction}
+    vids = sorted(caps)
+    if shard is not None:
+        identity = {"captions": file_identity([captions_path])[0], "features": os.fspath(features_dir.resolve()),
+                    "feature_2d": feature_2d, "feature_3d": feature_3d, **settings}
+        path, finished = begin_shard(out_dir, shard, SHARD_COMMAND, identity)
+        if finished is not None:
+            return finished
+        lo, hi = shard.span(len(vids))
+        with atomic_path(path / "data") as tmp:
+            part = _build(caps, vids[lo:hi], features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
+        result = {**part, "videos_total": len(caps)}
+        finish_shard(path, result)
+        return result
     if out_dir.exists() and any(out_dir.iterdir()):
         raise VlkdError("output directory exists and is not empty", out_dir)
-    tok = load_tokenizer(tokenizer)
-    vocab_size = len(tok)
-    token_dtype = np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
+    with atomic_path(out_dir) as tmp:
+        part = _build(caps, vids, features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
+        meta = _meta([part], len(caps), captions_path, settings)
+        write_json_atomic(tmp / "meta.json", meta)
+    return meta
+
+
+def _build(caps: dict[str, list[Segment]], vids: list[str], features_dir: Path, feature_2d: str, feature_3d: str,
+           out: Path, tok: Any, progress: bool, *, word_budget: int, max_tokens: int, max_steps: int,
+           valid_fraction: float, **_: Any) -> dict[str, Any]:
+    """Write the split files of videos `vids` (in order) and the tokenizer into `out`; returns the counts."""
+    token_dtype = np.dtype("<u2") if len(tok) <= 1 << 16 else np.dtype("<u4")
     skipped: Counter[str] = Counter()
     mismatched = 0
     dims: tuple[int, int] | None = None
-
-    with atomic_path(out_dir) as tmp:
-        writers = {split: _SplitWriter(tmp / split, max_tokens, token_dtype) for split in SPLITS}
-        for vid in tqdm(sorted(caps), desc="howto100m", disable=not progress, file=sys.stderr, dynamic_ncols=True):
-            f2 = _load_features(features_dir / feature_2d / f"{vid}.npy")
-            f3 = _load_features(features_dir / feature_3d / f"{vid}.npy")
-            reason = f2 if isinstance(f2, str) else f3 if isinstance(f3, str) else None
-            if reason:
-                skipped[reason] += 1
-                continue
-            if dims is None:
-                dims = (f2.shape[1], f3.shape[1])
-            elif (f2.shape[1], f3.shape[1]) != dims:
-                raise VlkdError(f"feature widths {f2.shape[1]}+{f3.shape[1]} differ from earlier videos' "
-                                f"{dims[0]}+{dims[1]}", features_dir / feature_2d / f"{vid}.npy")
-            if abs(len(f3) - RATE_3D / RATE_2D * len(f2)) > 2:
-                mismatched += 1  # durations disagree; both are clipped to their own length
-            windows = list(caption_windows(caps[vid], word_budget))
-            if not windows:
-                skipped["no caption text"] += 1
-                continue
-            texts = [text for _, _, text in windows]
-            ids = tok(texts, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
-            writer = writers[split_of(vid, valid_fraction)]
-            video_index = writer.add_video(vid)
-            for (start, end, _), sample_ids in zip(windows, ids):
-                writer.add(sample_ids, window_steps(f2, f3, start, end, max_steps), video_index)
-        for writer in writers.values():
-            writer.close()
-        if dims is None or writers["train"].samples == 0:
-            raise VlkdError(f"no usable training samples ({sum(skipped.values())} videos skipped: "
-                            f"{dict(skipped)})", captions_path)
-        meta: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "feature_dim": dims[0] + dims[1],
-            "feature_2d_dim": dims[0],
-            "feature_3d_dim": dims[1],
-            "max_tokens": max_tokens,
-            "max_steps": max_steps,
-            "word_budget": word_budget,
-            "token_dtype": "uint16" if token_dtype.itemsize == 2 else "uint32",
-            "tokenizer": tokenizer,
-            "vocab_size": vocab_size,
-            "vocab_sha": vocab_fingerprint(tok),
+    writers = {split: _SplitWriter(out / split, max_tokens, token_dtype) for split in SPLITS}
+    for vid in tqdm(vids, desc="howto100m", disable=not progress, file=sys.stderr, dynamic_ncols=True):
+        f2 = _load_features(features_dir / feature_2d / f"{vid}.npy")
+        f3 = _load_features(features_dir / feature_3d / f"{vid}.npy")
+        reason = f2 if isinstance(f2, str) else f3 if isinstance(f3, str) else None
+        if reason:
+            skipped[reason] += 1
+            continue
+        if dims is None:
+            dims = (f2.shape[1], f3.shape[1])
+        elif (f2.shape[1], f3.shape[1]) != dims:
+            raise VlkdError(f"feature widths {f2.shape[1]}+{f3.shape[1]} differ from earlier videos' "
+                            f"{dims[0]}+{dims[1]}", features_dir / feature_2d / f"{vid}.npy")
+        if abs(len(f3) - RATE_3D / RATE_2D * len(f2)) > 2:
+            mismatched += 1  # durations disagree; both are clipped to their own length
+        windows = list(caption_windows(caps[vid], word_budget))
+        if not windows:
+            skipped["no caption text"] += 1
+            continue
+        texts = [text for _, _, text in windows]
+        ids = tok(texts, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
+        writer = writers[split_of(vid, valid_fraction)]
+        video_index = writer.add_video(vid)
+        for (start, end, _), sample_ids in zip(windows, ids):
+            writer.add(sample_ids, window_steps(f2, f3, start, end, max_steps), video_index)
+    for writer in writers.values():
+        writer.close()
+    tok.save_pretrained(out / "tokenizer")
+    return {"dims": dims, "skipped": dict(skipped), "mismatched": mismatched,
+            "token_dtype": "uint16" if token_dtype.itemsize == 2 else "uint32", "vocab_size": len(tok),
             "special_ids": {name: getattr(tok, f"{name}_token_id") for name in ("cls", "sep", "mask", "pad")},
-            "videos_total": len(caps),
-            "videos_kept": sum(len(w.videos) for w in writers.values()),
-            "videos_skipped": dict(sorted(skipped.items())),
-            "videos_length_mismatch": mismatched,
             "splits": {split: {"samples": w.samples, "steps": w.steps, "videos": w.videos}
-                       for split, w in writers.items()},
-        }
+                       for split, w in writers.items()}}
+
+
+def _meta(parts: list[dict[str, Any]], videos_total: int, captions_path: Path, settings: dict[str, Any],
+          where: list[Path] | None = None) -> dict[str, Any]:
+    """meta.json of the videos of `parts` (results of `_build`, in video order): one run's, or its shards'."""
+    dims = None
+    for i, part in enumerate(parts):
+        if part["dims"] is not None:
+            if dims is None:
+                dims = tuple(part["dims"])
+            elif tuple(part["dims"]) != dims:
+                raise VlkdError(f"feature widths {part['dims'][0]}+{part['dims'][1]} differ from earlier shards' "
+                                f"{dims[0]}+{dims[1]}", where[i] if where else captions_path)
+    skipped: Counter[str] = Counter()
+    for part in parts:
+        skipped.update(part["skipped"])
+    splits = {split: {"samples": sum(p["splits"][split]["samples"] for p in parts),
+                      "steps": sum(p["splits"][split]["steps"] for p in parts),
+                      "videos": [v for p in parts for v in p["splits"][split]["videos"]]} for split in SPLITS}
+    if dims is None or splits["train"]["samples"] == 0:
+        raise VlkdError(f"no usable training samples ({sum(skipped.values())} videos skipped: "
+                        f"{dict(skipped)})", captions_path)
+    first = parts[0]
+    return {
+        "format_version": FORMAT_VERSION,
+        "feature_dim": dims[0] + dims[1],
+        "feature_2d_dim": dims[0],
+        "feature_3d_dim": dims[1],
+        "max_tokens": settings["max_tokens"],
+        "max_steps": settings["max_steps"],
+        "word_budget": settings["word_budget"],
+        "token_dtype": first["token_dtype"],
+        "tokenizer": settings["tokenizer"],
+        "vocab_size": first["vocab_size"],
+        "vocab_sha": settings["vocab_sha"],
+        "special_ids": first["special_ids"],
+        "videos_total": videos_total,
+        "videos_kept": sum(len(s["videos"]) for s in splits.values()),
+        "videos_skipped": dict(sorted(skipped.items())),
+        "videos_length_mismatch": sum(p["mismatched"] for p in parts),
+        "splits": splits,
+    }
+
+
+def merge_howto100m_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Concatenate the shards' splits into the directory one unsharded `prepare_howto100m` writes; returns
+    its meta. Offsets and video indices of later shards are shifted past the earlier shards' rows."""
+    inputs, parts = shards.inputs, shards.results
+    settings = {k: inputs[k] for k in ("tokenizer", "vocab_sha", "word_budget", "max_tokens", "max_steps",
+                                       "valid_fraction")}
+    meta = _meta(parts, parts[0]["videos_total"], Path(inputs["captions"][0]), settings, shards.dirs)
+    with atomic_path(out_dir) as tmp:
+        for split in SPLITS:
+            (tmp / split).mkdir(parents=True)
+            for name in ("tokens.bin", "lengths.bin", "steps.bin"):
+                concat_files([d / "data" / split / name for d in shards.dirs], tmp / split / name)
+            steps = videos = 0
+            with open(tmp / split / "offsets.bin", "wb") as offsets, open(tmp / split / "videos.bin", "wb") as index:
+                for d, part in zip(shards.dirs, parts):
+                    off = np.fromfile(d / "data" / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
+                    off[:, 0] += steps
+                    offsets.write(off.tobytes())
+                    index.write((np.fromfile(d / "data" / split / "videos.bin", dtype="<i4") + videos)
+                                .astype("<i4").tobytes())
+                    steps += part["splits"][split]["steps"]
+                    videos += len(part["splits"][split]["videos"])
+        shutil.copytree(shards.dirs[0] / "data" / "tokenizer", tmp / "tokenizer")
         write_json_atomic(tmp / "meta.json", meta)
-        tok.save_pretrained(tmp / "tokenizer")
+        TeacherSamples(tmp, "train")  # every file of the size meta.json says
     return meta
 
 

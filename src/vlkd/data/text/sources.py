@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from vlkd.errors import VlkdError
 
@@ -69,8 +69,10 @@ class TextSource:
         fmt: str = "auto",
         min_words: int | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        span: tuple[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.span = span  # a shard's byte range of the file (see `chunks`); None: the whole file
         self.format = resolve_format(path, fmt)
         self.min_words = DEFAULT_MIN_WORDS[self.format] if min_words is None else int(min_words)
         if self.min_words < 0:
@@ -82,6 +84,7 @@ class TextSource:
         self.lines_read = 0
         self.lines_kept = 0
         self.bytes_read = 0
+        self._offset = 0
 
     def check_exists(self) -> None:
         """Raise a VlkdError unless the input is an existing regular file."""
@@ -95,7 +98,11 @@ class TextSource:
             yield from chunk
 
     def chunks(self) -> Iterator[list[str]]:
-        """Yield lists of kept texts, each from about `chunk_bytes` of input, in file order."""
+        """Yield lists of kept texts, each from about `chunk_bytes` of input, in file order.
+
+        With `span` (lo, hi) only the texts a shard owns: the lines that start in [align(lo), align(hi)), where
+        align(p) is the start of the first line beginning at or after p, so shards cover the file exactly once;
+        for wiki-json, entry j of n sits at byte j * size // n. `sha256` is then left empty."""
         self.check_exists()
         self.lines_read = self.lines_kept = self.bytes_read = 0
         if self.format == "wiki-json":
@@ -117,8 +124,16 @@ class TextSource:
         digest = hashlib.sha256()
         pending: list[bytes] = []  # bytes of a line not yet ended
         with open(self.path, "rb") as f:
+            start, remaining = 0, None
+            if self.span is not None:
+                start = _line_start(f, self.span[0])
+                remaining = _line_start(f, self.span[1]) - start
+                f.seek(start)
+            self._offset = start
             while True:
-                block = f.read(self.chunk_bytes)
+                block = f.read(self.chunk_bytes if remaining is None else min(self.chunk_bytes, remaining))
+                if remaining is not None:
+                    remaining -= len(block)
                 if block:
                     digest.update(block)
                     cut = block.rfind(b"\n") + 1
@@ -129,7 +144,7 @@ class TextSource:
                     pending = [block[cut:]]
                 else:
                     data, pending = b"".join(pending), []
-                if self.bytes_read == 0 and data.startswith(codecs.BOM_UTF8):
+                if self.bytes_read == 0 and start == 0 and data.startswith(codecs.BOM_UTF8):
                     data = data[len(codecs.BOM_UTF8):]
                     self.bytes_read = len(codecs.BOM_UTF8)
                 if data:
@@ -138,7 +153,7 @@ class TextSource:
                     yield kept
                 if not block:
                     break
-        self.sha256 = digest.hexdigest()
+        self.sha256 = digest.hexdigest() if self.span is None else ""
 
     def _decode(self, data: bytes) -> str:
         try:
@@ -146,7 +161,8 @@ class TextSource:
         except UnicodeDecodeError as e:
             line = self.lines_read + data.count(b"\n", 0, e.start) + 1
             raise VlkdError(
-                f"not UTF-8 text: invalid byte at offset {self.bytes_read + e.start} (line {line})", self.path
+                f"not UTF-8 text: invalid byte at offset {self._offset + self.bytes_read + e.start} "
+                f"(line {line}{' of this shard' if self._offset else ''})", self.path
             ) from None
 
     def _filter(self, lines: list[str]) -> list[str]:
@@ -180,12 +196,17 @@ class TextSource:
             raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", self.path) from None
         if not isinstance(entries, dict):
             raise VlkdError(f"expected a JSON object {{title: entry}}, got {type(entries).__name__}", self.path)
+        items = list(entries.items())
+        if self.span is not None:
+            lo, hi = self.span
+            items = [item for j, item in enumerate(items) if lo <= j * len(raw) // len(items) < hi]
+            self.sha256 = ""
         kept = []
-        for title, entry in entries.items():
+        for title, entry in items:
             extract = self._extract(title, entry)
             if extract and has_min_words(extract, self.min_words):
                 kept.append(extract)
-        self.lines_read, self.lines_kept = len(entries), len(kept)
+        self.lines_read, self.lines_kept = len(items), len(kept)
         return kept
 
     def _extract(self, title: str, entry: object) -> str:
@@ -200,3 +221,17 @@ class TextSource:
         if not isinstance(extract, str):
             raise VlkdError(f"entry {title!r} has no string 'extract'", self.path)
         return extract.strip()
+
+
+def _line_start(f: BinaryIO, pos: int) -> int:
+    """The offset of the first line that starts at or after `pos` in binary file `f` (its size if none)."""
+    if pos <= 0:
+        return 0
+    f.seek(pos - 1)
+    while True:
+        block = f.read(1 << 16)
+        if not block:
+            return f.tell()
+        i = block.find(b"\n")
+        if i >= 0:
+            return f.tell() - len(block) + i + 1

@@ -171,39 +171,50 @@ def build_token_store(
                 f"corpus too small: {writer.num_tokens_total} tokens after filtering, fewer than one block "
                 f"of {block_size}", ", ".join(os.fspath(p) for p in inputs),
             )
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "num_blocks": writer.num_blocks,
-            "block_size": block_size,
-            "num_tokens": writer.num_blocks * block_size,
-            "num_tokens_total": writer.num_tokens_total,
-            "num_tokens_dropped": writer.num_tokens_total - writer.num_blocks * block_size,
-            "dtype": dtype_name,
-            "vocab_size": vocab_size,
-            "tokenizer": tokenizer,
-            "vocab_sha": vocab_fingerprint(tok),
-            "special_ids": {
-                name: getattr(tok, f"{name}_token_id") for name in ("cls", "sep", "mask", "pad", "unk")
-            },
-            "min_words": min_words,
-            "sources": [
-                {
-                    "path": os.fspath(p),
-                    "format": src.format,
-                    "min_words": src.min_words,
-                    "sha256": src.sha256,
-                    "lines_read": src.lines_read,
-                    "lines_kept": src.lines_kept,
-                }
-                for p, src in zip(inputs, sources)
-            ],
-        }
-        with open(tmp / META_FILE, "w", encoding="utf-8") as f:
-            f.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        meta = store_meta(
+            tokenizer, tok, block_size, writer.num_blocks, writer.num_tokens_total, dtype_name, vocab_size, min_words,
+            [{"path": os.fspath(p), "format": src.format, "min_words": src.min_words, "sha256": src.sha256,
+              "lines_read": src.lines_read, "lines_kept": src.lines_kept} for p, src in zip(inputs, sources)],
+        )
+        write_meta(tmp / META_FILE, meta)
         tok.save_pretrained(tmp / TOKENIZER_DIR)
     return meta
+
+
+def tokenizer_facts(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
+    """What meta.json records about the tokenizer: vocabulary size and checksum, special ids."""
+    return {"vocab_size": max(tok.get_vocab().values()) + 1, "vocab_sha": vocab_fingerprint(tok),
+            "special_ids": {name: getattr(tok, f"{name}_token_id") for name in ("cls", "sep", "mask", "pad", "unk")}}
+
+
+def store_meta(tokenizer: str, tok: PreTrainedTokenizerFast | dict[str, Any], block_size: int, num_blocks: int,
+               num_tokens_total: int, dtype_name: str, vocab_size: int, min_words: int | None,
+               sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The store's meta.json content (`tok`: the tokenizer or its `tokenizer_facts`); one definition for
+    a whole build and a merge of shards, so both give the same bytes."""
+    facts = tok if isinstance(tok, dict) else tokenizer_facts(tok)
+    return {
+        "format_version": FORMAT_VERSION,
+        "num_blocks": num_blocks,
+        "block_size": block_size,
+        "num_tokens": num_blocks * block_size,
+        "num_tokens_total": num_tokens_total,
+        "num_tokens_dropped": num_tokens_total - num_blocks * block_size,
+        "dtype": dtype_name,
+        "vocab_size": vocab_size,
+        "tokenizer": tokenizer,
+        "vocab_sha": facts["vocab_sha"],
+        "special_ids": facts["special_ids"],
+        "min_words": min_words,
+        "sources": sources,
+    }
+
+
+def write_meta(path: Path, meta: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class TokenStore:

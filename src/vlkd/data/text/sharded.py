@@ -1,0 +1,130 @@
+"""`vlkd prepare text --shard K/N` and its merge (vlkd.shards describes the scheme).
+
+The inputs, taken in order, are one byte stream; shard K owns the K-th of N equal byte ranges, moved to
+line starts (wiki-json: entry j of n counts as at byte j * size // n), so the shards cover every line once
+and in order. Each shard tokenizes its lines into a flat id stream (`ids.bin`, no blocks). Since a store
+is the concatenated ids of all kept lines cut into blocks, the merge concatenates the shards' streams and
+keeps whole blocks: the same `blocks.bin`, and `meta.json` (per-file sha256 computed at merge) and
+`tokenizer/`, as one `vlkd prepare text` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
+from vlkd.data.text.store import (
+    BLOCKS_FILE,
+    DTYPES,
+    META_FILE,
+    TOKENIZER_DIR,
+    _BlockWriter,
+    fast_encoder,
+    store_meta,
+    tokenizer_facts,
+    write_meta,
+)
+from vlkd.data.tokenizer import load_tokenizer
+from vlkd.errors import VlkdError
+from vlkd.io import atomic_path
+from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
+
+COMMAND = "prepare text"
+IDS_FILE = "ids.bin"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_token_store_shard(
+    inputs: Sequence[str | os.PathLike], tokenizer: str, out_dir: str | os.PathLike, shard: Shard,
+    block_size: int = 126, fmt: str = "auto", min_words: int | None = None, progress: bool = True, *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> dict[str, Any]:
+    """Tokenize shard `shard`'s part of `inputs` into OUT.shards/K-of-N; returns its shard result."""
+    if not inputs:
+        raise VlkdError("no input files given")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise VlkdError(f"block_size must be a positive integer, got {block_size!r}")
+    sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
+    for src in sources:
+        src.check_exists()
+    tok = load_tokenizer(tokenizer)
+    facts = tokenizer_facts(tok)
+    dtype_name = "uint16" if facts["vocab_size"] <= 1 << 16 else "uint32"
+    identity = {"files": file_identity(inputs), "paths": [os.fspath(p) for p in inputs], "tokenizer": tokenizer,
+                "vocab_sha": facts["vocab_sha"], "block_size": block_size, "format": fmt, "min_words": min_words}
+    path, done = begin_shard(out_dir, shard, COMMAND, identity)
+    if done is not None:
+        return done
+    sizes = [src.path.stat().st_size for src in sources]
+    lo, hi = shard.span(sum(sizes))
+    offset = 0
+    for src, size in zip(sources, sizes):
+        src.span = (min(max(lo - offset, 0), size), min(max(hi - offset, 0), size))
+        offset += size
+    encode = fast_encoder(tok)
+    with atomic_path(path / IDS_FILE) as tmp, open(tmp, "wb") as f, tqdm(
+        total=hi - lo, unit="B", unit_scale=True, unit_divisor=1024, desc=f"tokenizing (shard {shard})",
+        disable=not progress, file=sys.stderr, dynamic_ncols=True,
+    ) as bar:
+        writer = _BlockWriter(f, 1, DTYPES[dtype_name])  # blocks of one id: the flat stream
+        for src in sources:
+            if src.span[0] == src.span[1]:
+                continue
+            seen = 0
+            for texts in src.chunks():
+                writer.add(encode(texts))
+                bar.update(src.bytes_read - seen)
+                seen = src.bytes_read
+        f.flush()
+        os.fsync(f.fileno())
+    tok.save_pretrained(path / TOKENIZER_DIR)
+    result = {"num_tokens": writer.num_tokens_total, "dtype": dtype_name, "tokenizer_facts": facts,
+              "sources": [{"format": s.format, "min_words": s.min_words, "lines_read": s.lines_read,
+                           "lines_kept": s.lines_kept} for s in sources]}
+    finish_shard(path, result)
+    return result
+
+
+def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write the token store of all `shards` to `out_dir`, as one unsharded run would; returns its meta."""
+    inputs, results = shards.inputs, shards.results
+    paths = inputs["paths"]
+    if file_identity(resolved for resolved, _ in inputs["files"]) != inputs["files"]:
+        raise VlkdError("an input file changed (path or size) since the shards were made; re-run the shards",
+                        ", ".join(paths))
+    block_size, dtype_name = inputs["block_size"], results[0]["dtype"]
+    total = sum(r["num_tokens"] for r in results)
+    num_blocks = total // block_size
+    if num_blocks == 0:
+        raise VlkdError(f"corpus too small: {total} tokens after filtering, fewer than one block of {block_size}",
+                        ", ".join(paths))
+    sources = []
+    for i, (p, (resolved, _)) in enumerate(zip(paths, inputs["files"])):
+        parts = [r["sources"][i] for r in results]
+        sources.append({"path": p, "format": parts[0]["format"], "min_words": parts[0]["min_words"],
+                        "sha256": _file_sha256(Path(resolved)), "lines_read": sum(s["lines_read"] for s in parts),
+                        "lines_kept": sum(s["lines_kept"] for s in parts)})
+    facts = results[0]["tokenizer_facts"]
+    meta = store_meta(inputs["tokenizer"], facts, block_size, num_blocks, total, dtype_name, facts["vocab_size"],
+                      inputs["min_words"], sources)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        concat_files([d / IDS_FILE for d in shards.dirs], tmp / BLOCKS_FILE,
+                     limit=num_blocks * block_size * DTYPES[dtype_name].itemsize)
+        write_meta(tmp / META_FILE, meta)
+        shutil.copytree(shards.dirs[0] / TOKENIZER_DIR, tmp / TOKENIZER_DIR)
+    return meta
