@@ -94,6 +94,8 @@ def read_piqa(data_dir: Path, split: str) -> list[ChoiceExample]:
 
 
 SWAG = TaskSpec(name="swag", kind=CHOICE, metrics=("accuracy",), read=read_swag, train="train", dev=(("dev", ""),),
-                test=(("test", "SWAG.tsv"),), labels=("0", "1", "2", "3"))
+                test=(("test", "SWAG.tsv"),), labels=("0", "1", "2", "3"),
+                path=lambda data_dir, split: data_dir / SWAG_FILES[split])
 PIQA = TaskSpec(name="piqa", kind=CHOICE, metrics=("accuracy",), read=read_piqa, train="train", dev=(("dev", ""),),
-                test=(("test", "PIQA.lst"),), labels=("0", "1"), prediction_format="lst")
+                test=(("test", "PIQA.lst"),), labels=("0", "1"), prediction_format="lst",
+                path=lambda data_dir, split: data_dir / PIQA_FILES[split][0])

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
+from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, WIKITEXT_UNK, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
@@ -91,6 +91,28 @@ def _batch_encoder(spec: dict[str, Any]) -> Callable[[list[str]], list[list[int]
     return encode
 
 
+def encode_with_unk(encode: Callable[[list[str]], list[list[int]]], texts: list[str], marker: str,
+                    unk_id: int) -> tuple[list[list[int]], int]:
+    """Encode texts whose `marker` (WikiText's `<unk>`) stands for an unknown word: each marker becomes the one
+    id `unk_id`, the text between markers is encoded as usual; returns the ids and the number of markers.
+    BERT's pre-tokenizer splits at `<` and `>` anyway, so the pieces encode as they would inside the text."""
+    if not any(marker in t for t in texts):
+        return encode(texts), 0
+    pieces = [t.split(marker) for t in texts]
+    flat = encode([p for parts in pieces for p in parts])
+    out, k, count = [], 0, 0
+    for parts in pieces:
+        row: list[int] = []
+        for j in range(len(parts)):
+            if j:
+                row.append(unk_id)
+            row.extend(flat[k])
+            k += 1
+        count += len(parts) - 1
+        out.append(row)
+    return out, count
+
+
 class _BlockWriter:
     """Appends ids to a file as full blocks, keeping only the partial remainder in memory."""
 
@@ -140,10 +162,14 @@ def build_token_store(
     sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
     for src in sources:
         src.check_exists()
+        if src.sniffed:
+            print(f"vlkd: {src.path}: read as WikiText (it has ' = Heading = ' lines): headings skipped, lines under "
+                  f"{src.min_words} words skipped, {WIKITEXT_UNK} -> the unknown token; --format txt reads it as plain "
+                  "text", file=sys.stderr)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())) and not overwrite:
-        raise VlkdError("output already exists and is not an empty directory; pass overwrite=True "
-                        "(--overwrite) to replace it", out_dir)
+        raise VlkdError("output already exists and is not an empty directory (use --overwrite to replace it)",
+                        out_dir)
     tok = load_tokenizer(tokenizer)
     encode = fast_encoder(tok)
     vocab_size = max(tok.get_vocab().values()) + 1
@@ -157,13 +183,20 @@ def build_token_store(
             disable=not progress, file=sys.stderr, dynamic_ncols=True,
         ) as bar:
             writer = _BlockWriter(f, block_size, DTYPES[dtype_name])
+            unk_counts = []
             for src in sources:
-                seen = 0
+                seen, unks = 0, 0
                 for texts in src.chunks():
-                    writer.add(encode(texts))
+                    if src.format == "wikitext" and tok.unk_token_id is not None:
+                        ids, n = encode_with_unk(encode, texts, WIKITEXT_UNK, tok.unk_token_id)
+                        unks += n
+                        writer.add(ids)
+                    else:
+                        writer.add(encode(texts))
                     bar.update(src.bytes_read - seen)
                     bar.set_postfix_str(f"{writer.num_tokens_total:,} tokens", refresh=False)
                     seen = src.bytes_read
+                unk_counts.append(unks)
             f.flush()
             os.fsync(f.fileno())
         if writer.num_blocks == 0:
@@ -194,8 +227,11 @@ def build_token_store(
                     "sha256": src.sha256,
                     "lines_read": src.lines_read,
                     "lines_kept": src.lines_kept,
+                    **({"unk_marker": WIKITEXT_UNK, "unk_id": tok.unk_token_id, "unk_replaced": n}
+                       if src.format == "wikitext" else {}),
+                    **({"format_detected": "wikitext (' = Heading = ' lines in a .txt file)"} if src.sniffed else {}),
                 }
-                for p, src in zip(inputs, sources)
+                for p, src, n in zip(inputs, sources, unk_counts)
             ],
         }
         with open(tmp / META_FILE, "w", encoding="utf-8") as f:
