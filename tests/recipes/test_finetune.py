@@ -17,6 +17,8 @@ from transformers import BertConfig, BertModel
 from vlkd.cli import main
 from vlkd.data.bundled import bundled_path
 from vlkd.data.tasks.glue import NLI3
+from vlkd.data.tasks.tracie import read_tracie
+from vlkd.eval.metrics import squad_v2_scores, tracie_scores
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "finetune"
 SHORT = ["max_steps=2", "batch_size=4", "log_every=1", "progress=false", "data.eval_batch_size=3"]
@@ -107,13 +109,26 @@ def test_squad(task: str, tiny_model: Path, tmp_path: Path) -> None:
     folder = FIXTURES / {"squad1": "SQuAD1", "squad2": "SQuAD2"}[task]
     # short windows: each context is split into several overlapping windows
     assert finetune(task, folder, tiny_model, out, "data.max_length=24", "data.doc_stride=8") == 0
-    assert set(json.loads((out / "eval_results.json").read_text())) == {"exact_match", "f1"}
+    results = json.loads((out / "eval_results.json").read_text())
     predictions = json.loads((out / "predictions.json").read_text())
     dev = json.loads(next(folder.glob("dev-*.json")).read_text())
     ids = [qa["id"] for a in dev["data"] for p in a["paragraphs"] for qa in p["qas"]]
     assert sorted(predictions) == sorted(ids)
     contexts = [p["context"] for a in dev["data"] for p in a["paragraphs"]]
     assert all(text == "" or any(text in c for c in contexts) for text in predictions.values())
+    golds = {qa["id"]: [x["text"] for x in qa["answers"]] for a in dev["data"] for p in a["paragraphs"]
+             for qa in p["qas"]}
+    if task == "squad1":  # evaluate-v1.1.py's keys
+        assert set(results) == {"exact_match", "f1"} and not (out / "null_odds.json").exists()
+        return
+    # evaluate-v2.0.py's keys, and its numbers on the files written (predictions.json, --na-prob-file null_odds.json)
+    odds = json.loads((out / "null_odds.json").read_text())
+    assert sorted(odds) == sorted(ids) and all(isinstance(v, float) for v in odds.values())
+    assert all((predictions[q] == "") == (odds[q] > 0) for q in ids)  # "" exactly when [CLS] beats every span
+    assert set(results) == {"exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
+                            "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"}
+    assert results["total"] == 6 and results["NoAns_total"] == 2 and results["HasAns_total"] == 4
+    assert results == pytest.approx(squad_v2_scores(predictions, golds, odds))
 
 
 @pytest.mark.parametrize("task,folder,file,n", [("swag", "SWAG", "SWAG.tsv", 3), ("piqa", "PIQA", "PIQA.lst", 3)])
@@ -131,9 +146,19 @@ def test_multiple_choice(task: str, folder: str, file: str, n: int, tiny_model: 
 
 
 def test_tracie(tiny_model: Path, tmp_path: Path) -> None:
+    """The AllenAI evaluator's metrics, and its input: one entailment/contradiction per test line."""
     out = tmp_path / "tracie"
     assert finetune("tracie", FIXTURES / "TRACIE", tiny_model, out) == 0
-    assert set(json.loads((out / "eval_results.json").read_text())) == {"accuracy"}
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results) == {"total_acc", "start_acc", "end_acc", "story_em"}
+    predicted = (out / "tracie_predictions.txt").read_text().splitlines()
+    gold = [line.rsplit("answer: ", 1)[1].strip() for line in (FIXTURES / "TRACIE" / "tracie_test.txt").read_text().splitlines()]
+    assert len(predicted) == len(gold) == 10 and set(predicted) <= {"entailment", "contradiction"}
+    names = {"positive": "entailment", "negative": "contradiction"}
+    examples = read_tracie(FIXTURES / "TRACIE", "test")
+    expected = tracie_scores(predicted, [names[g] for g in gold], [e.text_b for e in examples],
+                             [e.text_a for e in examples])
+    assert results == pytest.approx(expected)
 
 
 def test_seeds_report_mean_and_std(tiny_model: Path, tmp_path: Path) -> None:

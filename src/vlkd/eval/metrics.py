@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import re
 import string
+import warnings
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -194,7 +195,10 @@ def r3_by_category(predictions: Sequence[int], labels: Sequence[int],
                 groups["fine"].setdefault(f"{coarse}/{label}", []).append(i)
 
     def r3(index: list[int]) -> dict[str, float]:
-        return {"r3": mcc([predictions[i] for i in index], [labels[i] for i in index]), "count": len(index)}
+        with warnings.catch_warnings():  # a small category often holds one label only: its R3 is 0, no warning
+            warnings.simplefilter("ignore", UserWarning)
+            value = mcc([predictions[i] for i in index], [labels[i] for i in index])
+        return {"r3": value, "count": len(index)}
 
     return {"overall": r3(list(range(len(labels)))),
             "coarse": {k: r3(v) for k, v in groups["coarse"].items()},
