@@ -10,6 +10,7 @@ SST-2 columns. Test predictions use the GLUE leaderboard's file names and label 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -46,7 +47,9 @@ def read_pairs(kind: str, labels: tuple[str, ...], files: dict[str, tuple[str, C
                 try:
                     label = float(f[cols.label])
                 except ValueError:
-                    raise VlkdError(f"line {row.line}: score {f[cols.label]!r} is not a number", path) from None
+                    label = math.nan
+                if not math.isfinite(label):
+                    raise VlkdError(f"line {row.line}: score {f[cols.label]!r} is not a finite number", path)
             else:
                 label = label_index(labels, f[cols.label], path, row.line)
         index = f[cols.index] if cols.index else str(len(examples))

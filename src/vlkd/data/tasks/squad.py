@@ -41,7 +41,10 @@ def _line_of(raw: str, qid: str) -> int:
 
 def read_squad(version: str, data_dir: Path, split: str) -> list[QAExample]:
     path = data_dir / FILES[version][split]
-    data = read_json(path)
+    try:
+        data = read_json(path)
+    except RecursionError:
+        raise VlkdError("malformed JSON (nested too deeply)", path) from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise VlkdError("not a SQuAD file: expected {\"data\": [articles]}", path)
     raw = path.read_text(encoding="utf-8")
