@@ -384,11 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune a local from_pretrained directory on a task in its official file layout "
                                    "and write OUT/eval_results.json (dev metrics) and the test predictions in the "
                                    "leaderboard's format (tasks: `vlkd ls tasks`; ax is the GLUE diagnostics: --model "
-                                   "is a fine-tuned MNLI run's final/, no training). Overrides are key=value, e.g. "
-                                   "lr=2e-5 epochs=2 batch_size=16 data.max_length=128 seeds=1,2,3.")
+                                   "is a fine-tuned MNLI run's final/, no training). A folder without a test file "
+                                   "trains and scores dev only. --data-dir may also be a dataset saved with "
+                                   "datasets.save_to_disk (GLUE, SQuAD, SWAG, PIQA; the hf extra). A finished run "
+                                   "drops its optimizer state unless keep_optimizer=true. Overrides are key=value, "
+                                   "e.g. lr=2e-5 epochs=2 batch_size=16 data.max_length=128 seeds=1,2,3.")
     p.add_argument("--task", required=True, choices=RegistryChoices(task_names), metavar="TASK",
                    help="task name: %(choices)s")
-    p.add_argument("--data-dir", required=True, help="the task's folder, e.g. glue_data/CoLA")
+    p.add_argument("--data-dir", required=True, help="the task's folder, e.g. glue_data/CoLA, or a save_to_disk folder")
     p.add_argument("--model", required=True, help="local model directory (save_pretrained output, with a tokenizer)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")

@@ -94,6 +94,8 @@ class TaskData:
     test: list[EvalSet]
     train_source: str = ""  # the training file (or saved split), for messages
     diagnostic: str = ""  # MNLI: the labelled diagnostic file beside the task folder, scored at the end
+    skipped_tests: list[str] = field(default_factory=list)  # test files not in the folder (dev-only run)
+    announced: bool = False  # the one-line notices were printed (once, not once per seed)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -136,9 +138,6 @@ def load_task_data(config: Config) -> TaskData:
            for split, suffix in spec.dev]
     present = [(split, output) for split, output in spec.test if has_split(spec, data_dir, split)]
     missing = [split_source(spec, data_dir, split) for split, output in spec.test if (split, output) not in present]
-    if missing and PartialState().is_main_process:
-        print(f"vlkd: no test file ({', '.join(missing)}): training and scoring dev only, test predictions "
-              "skipped", file=sys.stderr)
     test = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), output=output)
             for split, output in present]
     ax = data_dir.parent / "diagnostic" / AX_FILE
@@ -146,10 +145,22 @@ def load_task_data(config: Config) -> TaskData:
         test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
     full = data_dir.parent / "diagnostic" / AX_FULL_FILE
     diagnostic = str(full) if spec.name == "mnli" and full.is_file() else ""
-    return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostic)
+    return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostic,
+                    missing)
 
 
-def fit_batch(config: Config, data: TaskData) -> None:
+def announce(config: Config, data: TaskData) -> None:
+    """Once per run (not per seed), on the main process, after the engine has started the processes: the
+    skipped test files, and a training set smaller than a batch (config.batch_size lowered in place, before
+    the engine reads it)."""
+    fit_batch(config, data, say=not data.announced)
+    if data.skipped_tests and not data.announced and PartialState().is_main_process:
+        print(f"vlkd: no test file ({', '.join(data.skipped_tests)}): training and scoring dev only, test "
+              "predictions skipped", file=sys.stderr)
+    data.announced = True
+
+
+def fit_batch(config: Config, data: TaskData, say: bool = True) -> None:
     """A training set smaller than one batch trains with the largest batch it fills (said in one line);
     one too small for a single example per process and accumulation step is an error naming the file."""
     n, unit = len(data.train), PartialState().num_processes * config.grad_accum
@@ -160,7 +171,7 @@ def fit_batch(config: Config, data: TaskData) -> None:
     if smaller == 0:
         raise VlkdError(f"{n} {what}, fewer than one per process and accumulation step ({unit}): "
                         "too few to train on", data.train_source)
-    if PartialState().is_main_process:
+    if say and PartialState().is_main_process:
         print(f"vlkd: {data.train_source}: {n} {what}, fewer than batch_size {config.batch_size}: training with "
               f"batch_size {smaller}", file=sys.stderr)
     config.batch_size = smaller
@@ -229,6 +240,7 @@ class Run:
 
     def build(self, config: Config) -> Job:
         spec, data = self.data.spec, self.data
+        announce(config, data)
         self.module = TaskModel(load_pretrained(config.model, spec), spec.kind)
         collate = PadCollate(data.tokenizer.pad_token_id or 0)
 
@@ -295,9 +307,7 @@ class Run:
 
 def build(config: Config) -> Job:
     """`vlkd train` with `task: finetune`: trains, evaluates and writes the outputs, as `vlkd finetune` does."""
-    data = load_task_data(config)
-    fit_batch(config, data)
-    return Run(data).build(config)
+    return Run(load_task_data(config)).build(config)
 
 
 def finetune_once(config: Config, data: TaskData) -> dict[str, float]:
@@ -309,7 +319,6 @@ def finetune_once(config: Config, data: TaskData) -> dict[str, float]:
 def run_finetune(config: Config) -> dict[str, Any]:
     """Fine-tune (once, or once per seed) and return the dev metrics (with mean/std over seeds)."""
     data = load_task_data(config)
-    fit_batch(config, data)
     if not config.seeds:
         return finetune_once(config, data)
     out = Path(config.output_dir)
