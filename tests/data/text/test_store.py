@@ -408,7 +408,7 @@ def test_txt_file_that_is_wikitext_by_content_is_read_as_wikitext_with_a_notice(
     sniffed = build_token_store([txt], TOK, tmp_path / "a", block_size=8, progress=False)
     notes = [line for line in capsys.readouterr().err.splitlines() if "read as WikiText" in line]
     assert len(notes) == 1 and str(txt) in notes[0] and "--format txt" in notes[0]
-    named = build_token_store([WIKITEXT], TOK, tmp_path / "b", block_size=8, progress=False)
+    build_token_store([WIKITEXT], TOK, tmp_path / "b", block_size=8, progress=False)
     assert (tmp_path / "a" / "blocks.bin").read_bytes() == (tmp_path / "b" / "blocks.bin").read_bytes()
     assert sniffed["sources"][0]["format"] == "wikitext" and "format_detected" in sniffed["sources"][0]
     plain = build_token_store([txt], TOK, tmp_path / "c", block_size=8, fmt="txt", progress=False)
