@@ -105,12 +105,12 @@ def squad_v2_scores(predictions: Mapping[str, str], golds: Mapping[str, list[str
     """What the official `evaluate-v2.0.py` prints for these predictions (and `--na-prob-file`, when given).
 
     `exact`, `f1` and `total` over the predicted questions, `HasAns_*` / `NoAns_*` over the questions with /
-    without a gold answer (present when there are some), and with `na_probs` (question id -> no-answer
+    without gold answers (present when there are some; an empty list = unanswerable), and with `na_probs` (question id -> no-answer
     probability or score) the questions whose score exceeds `na_prob_thresh` count as answered "no answer",
     plus `best_exact`, `best_exact_thresh`, `best_f1`, `best_f1_thresh`: the best score over all thresholds.
     A question without a prediction is left out (as the official script does, after a warning).
     """
-    has_ans = {qid: any(normalize_answer(a) for a in answers) for qid, answers in golds.items()}
+    has_ans = {qid: bool(answers) for qid, answers in golds.items()}  # as the script: a non-empty answer list
     exact_raw, f1_raw = {}, {}
     for qid, answers in golds.items():
         if qid not in predictions:
