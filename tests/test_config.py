@@ -100,7 +100,9 @@ def test_eval_metrics_of_each_recipe() -> None:
     finetune = recipe_module("finetune")
     mnli = finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="mnli")))
     assert mnli == ["valid_accuracy", "valid_accuracy_mm"]
-    assert finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="squad2"))) == ["valid_exact_match", "valid_f1"]
+    assert finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="squad1"))) == ["valid_exact_match", "valid_f1"]
+    squad2 = finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="squad2")))
+    assert squad2[:2] == ["valid_exact", "valid_f1"] and "valid_best_f1" in squad2
     assert finetune.eval_metrics(FinetuneConfig(data=FinetuneData(task="mrpc"))) == ["valid_accuracy", "valid_f1"]
 
 

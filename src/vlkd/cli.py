@@ -35,6 +35,11 @@ class RegistryChoices:
         return len(self._list())
 
 
+def version() -> str:
+    """The version of the vlkd package that is running (its `__version__`, the one pyproject.toml states)."""
+    return importlib.import_module("vlkd").__version__
+
+
 def task_names() -> list[str]:
     return list(importlib.import_module("vlkd.data.tasks.registry").TASK_NAMES)
 
@@ -276,6 +281,16 @@ def cmd_evaluate_videoqa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_diagnostic(args: argparse.Namespace) -> int:
+    from vlkd.eval.diagnostic import diagnostic_table, evaluate_diagnostic
+
+    result, target = evaluate_diagnostic(args.model, args.data, args.out, tokenizer=args.tokenizer,
+                                         max_length=args.max_length, batch_size=args.batch_size)
+    print(diagnostic_table(result))
+    print(f"vlkd: {target}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vlkd.report import summarize_run
 
@@ -289,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Video-language knowledge distillation (VidLanKD; multimodal KD for VideoQA).",
         epilog="Bad input gives a one-line error and exit code 2.",
     )
+    parser.add_argument("--version", action="version", version=f"vlkd {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("ls", help="list recipes, presets, losses, downstream tasks or feature backbones",
@@ -424,11 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune a local from_pretrained directory on a task in its official file layout "
                                    "and write OUT/eval_results.json (dev metrics) and the test predictions in the "
                                    "leaderboard's format (tasks: `vlkd ls tasks`; ax is the GLUE diagnostics: --model "
-                                   "is a fine-tuned MNLI run's final/, no training). Overrides are key=value, e.g. "
-                                   "lr=2e-5 epochs=2 batch_size=16 data.max_length=128 seeds=1,2,3.")
+                                   "is a fine-tuned MNLI run's final/, no training). A folder without a test file "
+                                   "trains and scores dev only. --data-dir may also be a dataset saved with "
+                                   "datasets.save_to_disk (GLUE, SQuAD, SWAG, PIQA; the hf extra). A finished run "
+                                   "drops its optimizer state unless keep_optimizer=true. Overrides are key=value, "
+                                   "e.g. lr=2e-5 epochs=2 batch_size=16 data.max_length=128 seeds=1,2,3.")
     p.add_argument("--task", required=True, choices=RegistryChoices(task_names), metavar="TASK",
                    help="task name: %(choices)s")
-    p.add_argument("--data-dir", required=True, help="the task's folder, e.g. glue_data/CoLA")
+    p.add_argument("--data-dir", required=True, help="the task's folder, e.g. glue_data/CoLA, or a save_to_disk folder")
     p.add_argument("--model", required=True, help="local model directory (save_pretrained output, with a tokenizer)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -517,6 +536,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help="HCRN feature folder (default: the run's data.features)")
     p.add_argument("--out", help="output path without suffix (default RUN/eval-SPLIT)")
     p.set_defaults(func=cmd_evaluate_videoqa)
+
+    p = evaluate.add_parser("diagnostic", help="GLUE diagnostics by category: R3 of an MNLI model",
+                            description="Score a fine-tuned MNLI model (a `vlkd finetune --task mnli` run's final/) "
+                                        "on the labelled GLUE diagnostic file diagnostic-full.tsv (columns Lexical "
+                                        "Semantics, Predicate-Argument Structure, Logic, Knowledge, Domain, Premise, "
+                                        "Hypothesis, Label; fine-grained labels separated by ';'). R3, the three-"
+                                        "class Matthews correlation GLUE reports, with counts: overall, per coarse "
+                                        "category (examples with any of its labels) and per fine-grained label. "
+                                        "Prints a table (R3 x 100) and writes OUT.json (R3 in [-1, 1]). The "
+                                        "unlabelled diagnostic.tsv gives AX.tsv: vlkd finetune --task ax.")
+    p.add_argument("--model", required=True, help="fine-tuned MNLI model directory (RUN/final), with its tokenizer")
+    p.add_argument("--data", required=True, help="the labelled diagnostic-full.tsv")
+    p.add_argument("--out", help="output path without suffix (default RUN/diagnostic for MODEL = RUN/final)")
+    p.add_argument("--tokenizer", default="", help="tokenizer directory (default: the model's)")
+    p.add_argument("--max-length", type=int, default=126, help="tokens per pair (default 126, as fine-tuning)")
+    p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
+    p.set_defaults(func=cmd_evaluate_diagnostic)
 
     p = sub.add_parser("report", help="markdown summary and PNG curves of a run directory",
                        description="Writes RUN_DIR/report.md and RUN_DIR/curves.png from RUN_DIR/metrics.jsonl.")

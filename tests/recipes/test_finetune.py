@@ -17,6 +17,8 @@ from transformers import BertConfig, BertModel
 from vlkd.cli import main
 from vlkd.data.bundled import bundled_path
 from vlkd.data.tasks.glue import NLI3
+from vlkd.data.tasks.tracie import read_tracie
+from vlkd.eval.metrics import squad_v2_scores, tracie_scores
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "finetune"
 SHORT = ["max_steps=2", "batch_size=4", "log_every=1", "progress=false", "data.eval_batch_size=3"]
@@ -107,13 +109,26 @@ def test_squad(task: str, tiny_model: Path, tmp_path: Path) -> None:
     folder = FIXTURES / {"squad1": "SQuAD1", "squad2": "SQuAD2"}[task]
     # short windows: each context is split into several overlapping windows
     assert finetune(task, folder, tiny_model, out, "data.max_length=24", "data.doc_stride=8") == 0
-    assert set(json.loads((out / "eval_results.json").read_text())) == {"exact_match", "f1"}
+    results = json.loads((out / "eval_results.json").read_text())
     predictions = json.loads((out / "predictions.json").read_text())
     dev = json.loads(next(folder.glob("dev-*.json")).read_text())
     ids = [qa["id"] for a in dev["data"] for p in a["paragraphs"] for qa in p["qas"]]
     assert sorted(predictions) == sorted(ids)
     contexts = [p["context"] for a in dev["data"] for p in a["paragraphs"]]
     assert all(text == "" or any(text in c for c in contexts) for text in predictions.values())
+    golds = {qa["id"]: [x["text"] for x in qa["answers"]] for a in dev["data"] for p in a["paragraphs"]
+             for qa in p["qas"]}
+    if task == "squad1":  # evaluate-v1.1.py's keys
+        assert set(results) == {"exact_match", "f1"} and not (out / "null_odds.json").exists()
+        return
+    # evaluate-v2.0.py's keys, and its numbers on the files written (predictions.json, --na-prob-file null_odds.json)
+    odds = json.loads((out / "null_odds.json").read_text())
+    assert sorted(odds) == sorted(ids) and all(isinstance(v, float) for v in odds.values())
+    assert all((predictions[q] == "") == (odds[q] > 0) for q in ids)  # "" exactly when [CLS] beats every span
+    assert set(results) == {"exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
+                            "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"}
+    assert results["total"] == 6 and results["NoAns_total"] == 2 and results["HasAns_total"] == 4
+    assert results == pytest.approx(squad_v2_scores(predictions, golds, odds))
 
 
 @pytest.mark.parametrize("task,folder,file,n", [("swag", "SWAG", "SWAG.tsv", 3), ("piqa", "PIQA", "PIQA.lst", 3)])
@@ -131,9 +146,19 @@ def test_multiple_choice(task: str, folder: str, file: str, n: int, tiny_model: 
 
 
 def test_tracie(tiny_model: Path, tmp_path: Path) -> None:
+    """The AllenAI evaluator's metrics, and its input: one entailment/contradiction per test line."""
     out = tmp_path / "tracie"
     assert finetune("tracie", FIXTURES / "TRACIE", tiny_model, out) == 0
-    assert set(json.loads((out / "eval_results.json").read_text())) == {"accuracy"}
+    results = json.loads((out / "eval_results.json").read_text())
+    assert set(results) == {"total_acc", "start_acc", "end_acc", "story_em"}
+    predicted = (out / "tracie_predictions.txt").read_text().splitlines()
+    gold = [line.rsplit("answer: ", 1)[1].strip() for line in (FIXTURES / "TRACIE" / "tracie_test.txt").read_text().splitlines()]
+    assert len(predicted) == len(gold) == 10 and set(predicted) <= {"entailment", "contradiction"}
+    names = {"positive": "entailment", "negative": "contradiction"}
+    examples = read_tracie(FIXTURES / "TRACIE", "test")
+    expected = tracie_scores(predicted, [names[g] for g in gold], [e.text_b for e in examples],
+                             [e.text_a for e in examples])
+    assert results == pytest.approx(expected)
 
 
 def test_seeds_report_mean_and_std(tiny_model: Path, tmp_path: Path) -> None:
@@ -218,3 +243,92 @@ def test_bundled_offline_tasks(tiny_model: Path, tmp_path: Path) -> None:
     assert finetune("wiki-topic", tmp_path / "bundled" / "wiki-topic", tiny_model, out, "data.eval_batch_size=128") == 0
     assert set(json.loads((out / "eval_results.json").read_text())) == {"accuracy"}
     check_predictions(out / "wiki-topic.tsv", tmp_path / "bundled" / "wiki-topic" / "test.tsv", set(WIKI_TOPICS))
+
+
+def test_dev_only_task_trains_scores_dev_and_says_test_was_skipped(tiny_model: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    rte = FIXTURES / "RTE-train-dev"  # train.tsv and dev.tsv only, as most mirrors ship GLUE
+    out = tmp_path / "rte"
+    assert finetune("rte", rte, tiny_model, out) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "test predictions skipped" in line]
+    assert len(notes) == 1 and str(rte / "test.tsv") in notes[0]
+    assert set(json.loads((out / "eval_results.json").read_text())) == {"accuracy"}
+    assert not (out / "RTE.tsv").exists()
+
+
+def test_mnli_run_scores_the_labelled_diagnostics_and_evaluate_diagnostic_agrees(
+        tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """glue_data/diagnostic/diagnostic-full.tsv beside MNLI: R3 by category in diagnostic.json; the
+    `vlkd evaluate diagnostic` command gives the same numbers and prints the table."""
+    mnli = tmp_path / "mnli"
+    assert finetune("mnli", FIXTURES / "MNLI", tiny_model, mnli) == 0
+    in_run = json.loads((mnli / "diagnostic.json").read_text())
+    assert set(in_run["coarse"]) == {"Lexical Semantics", "Predicate-Argument Structure", "Logic", "Knowledge"}
+    assert in_run["overall"]["count"] == 12 and in_run["fine"]["Knowledge/World knowledge"]["count"] == 2
+    capsys.readouterr()
+    data = FIXTURES / "diagnostic" / "diagnostic-full.tsv"
+    assert main(["evaluate", "diagnostic", "--model", str(mnli / "final"), "--data", str(data),
+                 "--out", str(tmp_path / "diag")]) == 0
+    table = capsys.readouterr().out
+    assert "World knowledge" in table and table.splitlines()[1].startswith("overall")
+    alone = json.loads((tmp_path / "diag.json").read_text())
+    assert {k: alone[k] for k in ("overall", "coarse", "fine")} == {k: in_run[k] for k in ("overall", "coarse", "fine")}
+    # the unlabelled file keeps giving AX.tsv; a model that is not an MNLI classifier is refused
+    assert (mnli / "AX.tsv").is_file()
+    assert main(["evaluate", "diagnostic", "--model", str(tiny_model), "--data", str(data),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_training_set_smaller_than_a_batch(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "small"
+    assert finetune("tracie", FIXTURES / "TRACIE", tiny_model, out, "batch_size=32") == 0  # 8 training lines
+    notes = [line for line in capsys.readouterr().err.splitlines() if "fewer than batch_size" in line]
+    assert len(notes) == 1 and "tracie_train.txt" in notes[0] and "training with batch_size 8" in notes[0]
+    assert "batch_size: 8" in (out / "config.yaml").read_text()
+
+
+def test_finished_run_drops_optimizer_state_unless_kept(tiny_model: Path, tmp_path: Path) -> None:
+    dropped, kept = tmp_path / "dropped", tmp_path / "kept"
+    assert finetune("wnli", FIXTURES / "WNLI", tiny_model, dropped) == 0
+    assert finetune("wnli", FIXTURES / "WNLI", tiny_model, kept, "keep_optimizer=true") == 0
+    assert not list(dropped.glob("checkpoints/step-*/optimizer.pt"))
+    assert list(kept.glob("checkpoints/step-*/optimizer.pt"))
+    # the finished run still resumes as complete (its outputs rewritten, nothing trained) ...
+    before = (dropped / "eval_results.json").read_text()
+    (dropped / "eval_results.json").unlink()
+    assert finetune("wnli", FIXTURES / "WNLI", tiny_model, dropped, "resume=true") == 0
+    assert (dropped / "eval_results.json").read_text() == before
+    # ... but cannot be trained further without its optimizer state
+    assert finetune("wnli", FIXTURES / "WNLI", tiny_model, dropped, "resume=true", "max_steps=4") == 2
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    import vlkd
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"vlkd {vlkd.__version__}"
+
+
+def test_glue_task_saved_with_datasets_save_to_disk(tiny_model: Path, tmp_path: Path) -> None:
+    """A DatasetDict (train/validation/test, ClassLabel names) trains and predicts like the TSV folder."""
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["entailment", "not_entailment"]),
+                                  "idx": datasets.Value("int32")})
+    splits = {}
+    for split, file in (("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv")):
+        rows = read_tsv(FIXTURES / "RTE" / file)
+        head, body = rows[0], rows[1:]
+        column = {name: [r[head.index(name)] for r in body] for name in head}
+        labels = [["entailment", "not_entailment"].index(x) for x in column["label"]] if "label" in column else [-1] * len(body)
+        splits[split] = datasets.Dataset.from_dict({"sentence1": column["sentence1"], "sentence2": column["sentence2"],
+                                                    "label": labels, "idx": [int(i) for i in column["index"]]},
+                                                   features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "rte-hf"))
+    assert finetune("rte", tmp_path / "rte-hf", tiny_model, tmp_path / "hf") == 0
+    assert finetune("rte", FIXTURES / "RTE", tiny_model, tmp_path / "tsv") == 0
+    assert (tmp_path / "hf" / "eval_results.json").read_text() == (tmp_path / "tsv" / "eval_results.json").read_text()
+    assert (tmp_path / "hf" / "RTE.tsv").read_text() == (tmp_path / "tsv" / "RTE.tsv").read_text()

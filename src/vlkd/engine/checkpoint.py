@@ -89,6 +89,25 @@ def save_checkpoint(
             os.fsync(f.fileno())
 
 
+def drop_optimizer_state(run_dir: Path) -> int:
+    """Delete the optimizer state of a finished run's checkpoints (the largest file: two Adam moments per
+    weight) and record that in each manifest; return the bytes freed. Such a checkpoint still marks the run
+    complete for `resume`, but cannot continue training."""
+    freed = 0
+    for _, path in list_checkpoints(run_dir):
+        state = read_trainer_state(path)
+        if "optimizer.pt" not in state.get("files", {}):
+            continue
+        freed += (path / "optimizer.pt").stat().st_size
+        state["files"] = {k: v for k, v in state["files"].items() if k != "optimizer.pt"}
+        state["optimizer_state"] = False
+        tmp = path / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path / STATE_FILE)  # the manifest first: a kill between the two leaves a usable state
+        (path / "optimizer.pt").unlink()
+    return freed
+
+
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints (those with a state file), oldest first. Temp dirs are ignored."""
     root = run_dir / "checkpoints"
@@ -136,7 +155,8 @@ def load_checkpoint(
     try:
         _load_trained(module, frozen, current)
         current = path / "optimizer.pt"
-        optimizer.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
+        if state.get("optimizer_state", True):  # dropped when a finished run did not keep it
+            optimizer.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
         current = path / "scheduler.pt"
         scheduler.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
         current = path / f"rng-{rank}.pt"

@@ -175,6 +175,10 @@ class Trainer:
                                 optimizer=self.optimizer, scheduler=self.scheduler,
                                 rank=self.accelerator.process_index)
         self.step, self.micro_step = state["step"], state["micro_step"]
+        if not state.get("optimizer_state", True) and self.step < self.max_steps:
+            raise VlkdError(f"the run finished without keeping its optimizer state, so it cannot continue to "
+                            f"{self.max_steps} steps; start a new run from {self.out / 'final'} (or keep_optimizer: "
+                            "true next time)", path)
         self.metrics.trim_after(self.step)
         self._say(f"resumed from {path} (step {self.step})")
 

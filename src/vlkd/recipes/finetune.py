@@ -6,9 +6,13 @@ its shard; the shards are gathered, so each dev example counts once). The final 
 evaluated and used for the test predictions: nothing is ever chosen on a test set.
 
 Outputs in the run directory, next to the engine's (config.yaml, metrics.jsonl, final/, ...):
-`eval_results.json` (official metric names), test predictions in the leaderboard's files, and for
-SQuAD `predictions.json` (dev question id -> answer). `seeds=1,2,3` runs one sub-run per seed
-(`OUT/seed-N`) and writes their mean and standard deviation.
+`eval_results.json` (the official scripts' metric names), test predictions in the leaderboard's files
+(skipped, with one line saying so, when the folder has no test file: many hold train and dev only), for
+SQuAD `predictions.json` (dev question id -> answer) and for SQuAD v2.0 `null_odds.json` (the official
+script's `--na-prob-file`), for TRACIE `tracie_predictions.txt` (the AllenAI evaluator's input), and for
+MNLI with `../diagnostic/diagnostic-full.tsv` beside the task folder `diagnostic.json` (R3 by category).
+`seeds=1,2,3` runs one sub-run per seed (`OUT/seed-N`) and writes their mean and standard deviation.
+A finished run drops its checkpoints' optimizer state (`keep_optimizer: true` keeps it).
 """
 
 from __future__ import annotations
@@ -27,14 +31,17 @@ from transformers import PreTrainedTokenizerFast
 
 from vlkd.config import TrainConfig, apply_overrides, from_dict, validate
 from vlkd.data.tasks.encode import PadCollate, encode_choices, encode_pairs
-from vlkd.data.tasks.glue import AX_FILE, AX_PREDICTIONS, NLI3, read_ax
-from vlkd.data.tasks.squad import Windows, encode_windows, extract_answers
-from vlkd.data.tasks.registry import get_task
+from vlkd.data.tasks.glue import AX_FILE, AX_FULL_FILE, AX_PREDICTIONS, NLI3, read_ax
+from vlkd.data.tasks.registry import get_task, has_split, read_split, split_source
 from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
+from vlkd.data.tasks.squad import Windows, best_answers, encode_windows
+from vlkd.data.tasks.tracie import LEADERBOARD_LABELS, PREDICTIONS as TRACIE_PREDICTIONS
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.engine import Job, train
+from vlkd.engine.checkpoint import drop_optimizer_state
 from vlkd.errors import VlkdError
-from vlkd.eval.metrics import compute, squad_scores
+from vlkd.eval.diagnostic import load_mnli_classifier, score_diagnostic
+from vlkd.eval.metrics import compute, squad_scores, squad_v2_scores, tracie_scores
 from vlkd.eval.predict import predict
 from vlkd.io import write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
@@ -63,6 +70,7 @@ class Config(TrainConfig):
     warmup: float = 0.1
     log_every: int = 20
     seeds: list[int] = field(default_factory=list)  # several: one run per seed, mean and std reported
+    keep_optimizer: bool = False  # a finished run keeps its checkpoints' optimizer state (to train it further)
 
 
 @dataclass
@@ -84,6 +92,10 @@ class TaskData:
     train: list[dict[str, Any]]
     dev: list[EvalSet]
     test: list[EvalSet]
+    train_source: str = ""  # the training file (or saved split), for messages
+    diagnostic: str = ""  # MNLI: the labelled diagnostic file beside the task folder, scored at the end
+    skipped_tests: list[str] = field(default_factory=list)  # test files not in the folder (dev-only run)
+    announced: bool = False  # the one-line notices were printed (once, not once per seed)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -121,15 +133,48 @@ def load_task_data(config: Config) -> TaskData:
         raise VlkdError("data directory not found", data_dir)
     check_model_dir(config.model)
     tokenizer = load_tokenizer(config.data.tokenizer or config.model)
-    train_items, _ = encode(spec, spec.read(data_dir, spec.train), tokenizer, config.data, train=True)
-    dev = [eval_set(spec, tokenizer, config.data, split, spec.read(data_dir, split), suffix=suffix)
+    train_items, _ = encode(spec, read_split(spec, data_dir, spec.train), tokenizer, config.data, train=True)
+    dev = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), suffix=suffix)
            for split, suffix in spec.dev]
-    test = [eval_set(spec, tokenizer, config.data, split, spec.read(data_dir, split), output=output)
-            for split, output in spec.test]
+    present = [(split, output) for split, output in spec.test if has_split(spec, data_dir, split)]
+    missing = [split_source(spec, data_dir, split) for split, output in spec.test if (split, output) not in present]
+    test = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), output=output)
+            for split, output in present]
     ax = data_dir.parent / "diagnostic" / AX_FILE
     if spec.name == "mnli" and ax.is_file():  # the standard layout: glue_data/{MNLI,diagnostic}
         test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
-    return TaskData(spec, tokenizer, train_items, dev, test)
+    full = data_dir.parent / "diagnostic" / AX_FULL_FILE
+    diagnostic = str(full) if spec.name == "mnli" and full.is_file() else ""
+    return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostic,
+                    missing)
+
+
+def announce(config: Config, data: TaskData) -> None:
+    """Once per run (not per seed), on the main process, after the engine has started the processes: the
+    skipped test files, and a training set smaller than a batch (config.batch_size lowered in place, before
+    the engine reads it)."""
+    fit_batch(config, data, say=not data.announced)
+    if data.skipped_tests and not data.announced and PartialState().is_main_process:
+        print(f"vlkd: no test file ({', '.join(data.skipped_tests)}): training and scoring dev only, test "
+              "predictions skipped", file=sys.stderr)
+    data.announced = True
+
+
+def fit_batch(config: Config, data: TaskData, say: bool = True) -> None:
+    """A training set smaller than one batch trains with the largest batch it fills (said in one line);
+    one too small for a single example per process and accumulation step is an error naming the file."""
+    n, unit = len(data.train), PartialState().num_processes * config.grad_accum
+    if n >= config.batch_size:
+        return
+    what = "training windows" if data.spec.kind == SPAN else "training examples"
+    smaller = n // unit * unit
+    if smaller == 0:
+        raise VlkdError(f"{n} {what}, fewer than one per process and accumulation step ({unit}): "
+                        "too few to train on", data.train_source)
+    if say and PartialState().is_main_process:
+        print(f"vlkd: {data.train_source}: {n} {what}, fewer than batch_size {config.batch_size}: training with "
+              f"batch_size {smaller}", file=sys.stderr)
+    config.batch_size = smaller
 
 
 def check(config: Config) -> None:
@@ -145,12 +190,22 @@ def eval_metrics(config: Config) -> list[str]:
 
 # -- scoring ---------------------------------------------------------------------------------------
 
+def span_answers(spec: TaskSpec, data: FinetuneData, dev: EvalSet,
+                 logits: np.ndarray) -> tuple[dict[str, str], dict[str, float]]:
+    """SQuAD: the answer and the null odds of every question of a dev set."""
+    return best_answers(dev.examples, dev.windows, logits, allow_null=spec.name == "squad2", n_best=data.n_best,
+                        max_answer_length=data.max_answer_length)
+
+
 def score(spec: TaskSpec, data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
     """Official metrics of one dev set, keys suffixed (MNLI mismatched: accuracy_mm)."""
     if spec.kind == SPAN:
-        answers = extract_answers(dev.examples, dev.windows, logits, allow_null=spec.name == "squad2",
-                                  n_best=data.n_best, max_answer_length=data.max_answer_length)
-        result = squad_scores(answers, {e.qid: e.answers for e in dev.examples})
+        answers, odds = span_answers(spec, data, dev, logits)
+        golds = {e.qid: e.answers for e in dev.examples}
+        result = squad_scores(answers, golds) if spec.name == "squad1" else squad_v2_scores(answers, golds, odds)
+    elif spec.name == "tracie":
+        result = tracie_scores(logits.argmax(-1).tolist(), [e.label for e in dev.examples],
+                               [e.text_b for e in dev.examples], [e.text_a for e in dev.examples])
     else:
         labels = [e.label for e in dev.examples]
         preds = logits[:, 0] if spec.kind == REGRESS else logits.argmax(-1)
@@ -165,9 +220,9 @@ def prediction_text(spec: TaskSpec, test: EvalSet, logits: np.ndarray) -> str:
     elif spec.kind == CHOICE:
         values = [str(int(i)) for i in logits.argmax(-1)]
     else:
-        labels = NLI3 if test.split == "ax" else spec.labels
+        labels = NLI3 if test.split == "ax" else LEADERBOARD_LABELS if spec.name == "tracie" else spec.labels
         values = [labels[int(i)] for i in logits.argmax(-1)]
-    if spec.prediction_format == "lst":
+    if spec.prediction_format == "lst" or spec.name == "tracie":
         return "".join(f"{v}\n" for v in values)
     return "index\tprediction\n" + "".join(f"{e.index}\t{v}\n" for e, v in zip(test.examples, values))
 
@@ -185,6 +240,7 @@ class Run:
 
     def build(self, config: Config) -> Job:
         spec, data = self.data.spec, self.data
+        announce(config, data)
         self.module = TaskModel(load_pretrained(config.model, spec), spec.kind)
         collate = PadCollate(data.tokenizer.pad_token_id or 0)
 
@@ -203,6 +259,12 @@ class Run:
 
         def finish(out: Path) -> None:
             self.metrics = self.outputs(config, out)
+            if not config.keep_optimizer and PartialState().is_main_process:
+                freed = drop_optimizer_state(out)
+                if freed:
+                    print(f"vlkd: dropped the finished run's optimizer state ({freed / 1e6:.1f} MB; "
+                          "keep_optimizer=true keeps it)", file=sys.stderr)
+            PartialState().wait_for_everyone()
 
         return Job(module=self.module, train_data=data.train, collate=collate, save_final=save_final,
                    evaluate=evaluate, finish=finish)
@@ -222,9 +284,17 @@ class Run:
                 logits = predict(module.logits, dev.items, collate, config.data.eval_batch_size)
             metrics.update(score(spec, config.data, dev, logits))
             if spec.kind == SPAN and state.is_main_process:
-                answers = extract_answers(dev.examples, dev.windows, logits, allow_null=spec.name == "squad2",
-                                          n_best=config.data.n_best, max_answer_length=config.data.max_answer_length)
+                answers, odds = span_answers(spec, config.data, dev, logits)
                 write_json_atomic(out / "predictions.json", answers)
+                if spec.name == "squad2":
+                    write_json_atomic(out / "null_odds.json", odds)
+            if spec.name == "tracie" and state.is_main_process:  # TRACIE's evaluation split is its test set
+                write_text_atomic(out / TRACIE_PREDICTIONS, prediction_text(spec, dev, logits))
+        if data.diagnostic:
+            result = score_diagnostic(module.model, data.tokenizer, data.diagnostic,
+                                      config.data.max_length or spec.max_length, config.data.eval_batch_size)
+            if state.is_main_process:
+                write_json_atomic(out / "diagnostic.json", result)
         for test in data.test:
             logits = predict(module.logits, test.items, collate, config.data.eval_batch_size)
             if state.is_main_process:
@@ -273,12 +343,7 @@ def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = 
     data = data or FinetuneData()
     path = Path(data_dir) / AX_FILE
     examples = read_ax(path)
-    check_model_dir(model)
-    classifier = load_pretrained(model)
-    names = tuple(classifier.config.id2label[i] for i in range(classifier.config.num_labels))
-    if names != NLI3:
-        raise VlkdError(f"model: not a fine-tuned MNLI classifier (its labels are {', '.join(map(str, names))}; "
-                        f"expected {', '.join(NLI3)})", model)
+    classifier = load_mnli_classifier(model)
     tokenizer = load_tokenizer(data.tokenizer or model)
     state = PartialState()
     module = TaskModel(classifier, CLASSIFY).to(state.device).eval()
@@ -289,6 +354,12 @@ def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = 
     if state.is_main_process:
         write_text_atomic(target, prediction_text(spec, test, logits))
     print(f"vlkd: {len(examples)} diagnostic predictions -> {target}", file=sys.stderr)
+    full = Path(data_dir) / AX_FULL_FILE
+    if full.is_file():  # the labelled release beside it: R3 by category as well
+        result = score_diagnostic(classifier, tokenizer, full, data.max_length or spec.max_length, data.eval_batch_size)
+        if state.is_main_process:
+            write_json_atomic(Path(out) / "diagnostic.json", result)
+        print(f"vlkd: R3 by category of {full} -> {Path(out) / 'diagnostic.json'}", file=sys.stderr)
     return target
 
 

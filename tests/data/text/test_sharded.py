@@ -17,7 +17,7 @@ from vlkd.data.text.store import TokenStore, build_token_store
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three formats in one corpus: plain text, WikiText-103 raw (headings, short lines, no final newline),
-    and a wiki-json file."""
+    a wiki-json file, and a WikiText .tokens excerpt with `<unk>`."""
     root = tmp_path_factory.mktemp("text")
     texts = wiki_extracts(40)
     (root / "a.txt").write_text("\n".join(texts[:15]) + "\n", encoding="utf-8")
@@ -25,7 +25,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     (root / "b.raw").write_text("\n".join(wikitext), encoding="utf-8")
     (root / "c.json").write_text(json.dumps({f"t{i}": {"extract": t} for i, t in enumerate(texts[25:])}),
                                  encoding="utf-8")
-    return [root / "a.txt", root / "b.raw", root / "c.json"]
+    shutil.copy(Path(__file__).parents[2] / "fixtures" / "text" / "wiki.excerpt.tokens", root / "d.tokens")
+    return [root / "a.txt", root / "b.raw", root / "c.json", root / "d.tokens"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_shards_then_merge_give_the_bytes_of_one_run(inputs: list[Path], whole: 
     assert tree_bytes(out) == whole
     assert not (tmp_path / "store.shards").exists()
     meta = TokenStore(out).meta
-    assert [s["lines_kept"] for s in meta["sources"]] == [15, 10, 15]
+    assert [s["lines_kept"] for s in meta["sources"]][:3] == [15, 10, 15]
+    assert meta["sources"][3]["unk_replaced"] == inputs[3].read_text(encoding="utf-8").count("<unk>") > 0
 
 
 def test_a_missing_shard_is_one_line_at_merge(inputs: list[Path], tmp_path: Path,

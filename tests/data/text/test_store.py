@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -373,3 +374,47 @@ def test_store_blocks_size_mismatch(store_dir):
 def test_store_directory_missing(tmp_path):
     with pytest.raises(VlkdError, match="token store directory not found"):
         TokenStore(tmp_path / "nope")
+
+
+WIKITEXT = Path(__file__).parents[2] / "fixtures" / "text" / "wiki.excerpt.tokens"
+
+
+def test_wikitext_unk_is_one_unknown_id_and_is_recorded(tmp_path, tok, capsys):
+    """WikiText-2's `<unk>` becomes [UNK] (one id), not the pieces `<`, `unk`, `>`; meta.json says so."""
+    meta = build_token_store([WIKITEXT], TOK, tmp_path / "s", block_size=8, progress=False)
+    store = TokenStore(tmp_path / "s")
+    ids = np.concatenate([store[i] for i in range(len(store))]).tolist()
+    kept = [line.strip() for line in WIKITEXT.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.strip().startswith("= ") and len(line.split()) >= 5]
+    # the reference: each kept line's words, <unk> as the unknown id, everything else through the tokenizer
+    expected = []
+    for line in kept:
+        for k, piece in enumerate(line.split("<unk>")):
+            if k:
+                expected.append(tok.unk_token_id)
+            expected += tok(piece, add_special_tokens=False)["input_ids"]
+    assert ids == expected[:len(ids)] and len(expected) - len(ids) < 8
+    assert expected.count(tok.unk_token_id) == 6 and ids.count(tok.unk_token_id) >= 4  # the last block is partial
+    assert tok.convert_tokens_to_ids("<") not in ids and tok.convert_tokens_to_ids(">") not in ids  # no marker pieces
+    source = meta["sources"][0]
+    assert (source["unk_marker"], source["unk_id"], source["unk_replaced"]) == ("<unk>", tok.unk_token_id, 6)
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["sources"][0]["unk_replaced"] == 6
+    assert "read as WikiText" not in capsys.readouterr().err  # a .tokens file is WikiText by name: no notice
+
+
+def test_txt_file_that_is_wikitext_by_content_is_read_as_wikitext_with_a_notice(tmp_path, capsys):
+    txt = tmp_path / "wiki.train.txt"
+    txt.write_text(WIKITEXT.read_text(encoding="utf-8"), encoding="utf-8")
+    sniffed = build_token_store([txt], TOK, tmp_path / "a", block_size=8, progress=False)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "read as WikiText" in line]
+    assert len(notes) == 1 and str(txt) in notes[0] and "--format txt" in notes[0]
+    build_token_store([WIKITEXT], TOK, tmp_path / "b", block_size=8, progress=False)
+    assert (tmp_path / "a" / "blocks.bin").read_bytes() == (tmp_path / "b" / "blocks.bin").read_bytes()
+    assert sniffed["sources"][0]["format"] == "wikitext" and "format_detected" in sniffed["sources"][0]
+    plain = build_token_store([txt], TOK, tmp_path / "c", block_size=8, fmt="txt", progress=False)
+    assert plain["sources"][0]["format"] == "txt" and "unk_replaced" not in plain["sources"][0]
+    assert "read as WikiText" not in capsys.readouterr().err
+    # ordinary prose with an '=' in it is not taken for WikiText
+    prose = tmp_path / "prose.txt"
+    prose.write_text("We have x = 2 here and there.\nAnother long line of text goes here.\n" * 20)
+    assert build_token_store([prose], TOK, tmp_path / "d", block_size=8, progress=False)["sources"][0]["format"] == "txt"

@@ -2,12 +2,15 @@
 
 One folder per task: `train.tsv`, `dev.tsv` (MNLI: `dev_matched.tsv`, `dev_mismatched.tsv`), `test.tsv`
 (MNLI: `test_matched.tsv`, `test_mismatched.tsv`); CoLA's train/dev have no header; the diagnostic
-set AX is `diagnostic/diagnostic.tsv`. The bundled offline tasks `rt-polarity` and `wiki-topic` use the
+set AX is `diagnostic/diagnostic.tsv`, and its labelled release `diagnostic/diagnostic-full.tsv` (columns
+`Lexical Semantics, Predicate-Argument Structure, Logic, Knowledge, Domain, Premise, Hypothesis, Label`; the
+fine-grained labels of a coarse category separated by ';', empty when none). The bundled offline tasks `rt-polarity` and `wiki-topic` use the
 SST-2 columns. Test predictions use the GLUE leaderboard's file names and label names.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,7 +47,9 @@ def read_pairs(kind: str, labels: tuple[str, ...], files: dict[str, tuple[str, C
                 try:
                     label = float(f[cols.label])
                 except ValueError:
-                    raise VlkdError(f"line {row.line}: score {f[cols.label]!r} is not a number", path) from None
+                    label = math.nan
+                if not math.isfinite(label):
+                    raise VlkdError(f"line {row.line}: score {f[cols.label]!r} is not a finite number", path)
             else:
                 label = label_index(labels, f[cols.label], path, row.line)
         index = f[cols.index] if cols.index else str(len(examples))
@@ -62,7 +67,12 @@ def _task(name: str, kind: str, metrics: tuple[str, ...], labels: tuple[str, ...
     for split, file, _ in test_files:
         files[split] = (file, test)
     return TaskSpec(name=name, kind=kind, metrics=metrics, labels=labels, read=partial(read_pairs, kind, labels, files),
-                    train="train", dev=dev, test=tuple((split, out) for split, _, out in test_files))
+                    train="train", dev=dev, test=tuple((split, out) for split, _, out in test_files),
+                    path=partial(split_path, files))
+
+
+def split_path(files: dict[str, tuple[str, Columns]], data_dir: Path, split: str) -> Path:
+    return data_dir / files[split][0]
 
 
 BINARY = ("0", "1")
@@ -110,3 +120,30 @@ def bundled_task(name: str, labels: tuple[str, ...]) -> TaskSpec:
     """An offline task written by `vlkd prepare bundled` in the SST-2 layout."""
     return _task(name, CLASSIFY, ("accuracy",), labels, Columns("sentence", label="label"), INDEXED,
                  test_files=(("test", "test.tsv", f"{name}.tsv"),))
+
+
+# The labelled diagnostic set: scored with an MNLI model, R3 overall and by category (`vlkd evaluate diagnostic`).
+AX_FULL_FILE = "diagnostic-full.tsv"
+AX_CATEGORIES = ("Lexical Semantics", "Predicate-Argument Structure", "Logic", "Knowledge")
+
+
+@dataclass
+class DiagnosticExample:
+    """One labelled diagnostic pair: the MNLI label index and its fine-grained labels per coarse category."""
+
+    pair: PairExample
+    categories: dict[str, list[str]]
+    domain: str
+
+
+def read_diagnostic_full(path: Path) -> list[DiagnosticExample]:
+    """The labelled GLUE diagnostic file (`diagnostic-full.tsv`), every coarse category column required."""
+    rows = read_tsv(path, [*AX_CATEGORIES, "Domain", "Premise", "Hypothesis", "Label"])
+    examples = []
+    for row in rows:
+        f = row.fields
+        label = label_index(NLI3, f["Label"], path, row.line)
+        categories = {c: [x.strip() for x in f[c].split(";") if x.strip()] for c in AX_CATEGORIES}
+        pair = PairExample(f["Premise"], f["Hypothesis"], label, str(len(examples)))
+        examples.append(DiagnosticExample(pair, categories, f["Domain"].strip()))
+    return examples

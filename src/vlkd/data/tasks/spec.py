@@ -50,6 +50,7 @@ class TaskSpec:
     labels: tuple[str, ...] = ()  # class names, as written in the files and the predictions
     max_length: int = 126  # the reference's GLUE setting
     prediction_format: str = "tsv"  # tsv: `index\tprediction` with header; lst: one prediction per line
+    path: Callable[[Path, str], Path] | None = None  # (data_dir, split) -> the split's file in the official layout
 
 
 def label_index(labels: tuple[str, ...], value: str, path: Path, line: int) -> int:

@@ -41,7 +41,10 @@ def _line_of(raw: str, qid: str) -> int:
 
 def read_squad(version: str, data_dir: Path, split: str) -> list[QAExample]:
     path = data_dir / FILES[version][split]
-    data = read_json(path)
+    try:
+        data = read_json(path)
+    except RecursionError:
+        raise VlkdError("malformed JSON (nested too deeply)", path) from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise VlkdError("not a SQuAD file: expected {\"data\": [articles]}", path)
     raw = path.read_text(encoding="utf-8")
@@ -51,8 +54,9 @@ def read_squad(version: str, data_dir: Path, split: str) -> list[QAExample]:
             for paragraph in article["paragraphs"]:
                 context = paragraph["context"]
                 for qa in paragraph["qas"]:
-                    examples.append(_example(qa, context, version, split, path, raw))
-    except (KeyError, TypeError) as e:
+                    where = f"line {_line_of(raw, str(qa['id']))}" if isinstance(qa, dict) and "id" in qa else ""
+                    examples.append(qa_example(qa, context, version, split, path, where))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         where = f"after question {examples[-1].qid!r} (line {_line_of(raw, examples[-1].qid)})" if examples else "in the first question"
         raise VlkdError(f"malformed SQuAD structure {where}: missing or wrong field {e}", path) from None
     if not examples:
@@ -60,24 +64,41 @@ def read_squad(version: str, data_dir: Path, split: str) -> list[QAExample]:
     return examples
 
 
-def _example(qa: dict[str, Any], context: str, version: str, split: str, path: Path, raw: str) -> QAExample:
-    qid = str(qa["id"])
+def _text(value: Any, what: str) -> str:
+    """A field that must be a string (a number or a list there is malformed input, not a crash)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is {type(value).__name__}, expected a string")
+    return value
+
+
+def qa_example(qa: dict[str, Any], context: Any, version: str, split: str, path: Path, where: str) -> QAExample:
+    """One question in the official JSON form (`id`, `question`, `answers`: [{text, answer_start}],
+    `is_impossible`); `where` locates it in error messages ("line N", "row N")."""
+    context = _text(context, "context")
+    qid = qa["id"]
+    if isinstance(qid, (dict, list)):
+        raise TypeError(f"id is {type(qid).__name__}")
+    qid = str(qid)
     impossible = bool(qa.get("is_impossible", False))
     if impossible and version == "squad1":
-        raise VlkdError(f"line {_line_of(raw, qid)}: question {qid!r} is unanswerable, which SQuAD v1.1 has not "
-                        "(use --task squad2)", path)
+        raise VlkdError(f"{where}: question {qid!r} is unanswerable, which SQuAD v1.1 has not (use --task squad2)",
+                        path)
     answers = [] if impossible else qa["answers"]
-    texts = [str(a["text"]) for a in answers]
+    if not isinstance(answers, list):
+        raise TypeError(f"answers of {qid!r} is {type(answers).__name__}, expected a list")
+    texts = [_text(a["text"], "answer text") for a in answers]
     start = -1
     if split == "train":
         if not answers and not impossible:
-            raise VlkdError(f"line {_line_of(raw, qid)}: question {qid!r} has no answer", path)
+            raise VlkdError(f"{where}: question {qid!r} has no answer", path)
         if answers:
-            start = int(answers[0]["answer_start"])
+            start = answers[0]["answer_start"]
+            if isinstance(start, bool) or not isinstance(start, int):
+                raise VlkdError(f"{where}: question {qid!r}: answer_start {start!r} is not an integer", path)
             if start < 0 or context[start:start + len(texts[0])] != texts[0]:
-                raise VlkdError(f"line {_line_of(raw, qid)}: question {qid!r}: answer {texts[0]!r} at character "
+                raise VlkdError(f"{where}: question {qid!r}: answer {texts[0]!r} at character "
                                 f"{start} is not at that position in its context (span outside the context)", path)
-    return QAExample(qid, qa["question"].lstrip(), context, texts, start)
+    return QAExample(qid, _text(qa["question"], "question").lstrip(), context, texts, start)
 
 
 @dataclass
@@ -127,10 +148,22 @@ def _span_tokens(example: QAExample, offs: np.ndarray) -> tuple[int, int]:
 def extract_answers(examples: list[QAExample], windows: Windows, logits: np.ndarray, allow_null: bool,
                     n_best: int = 20, max_answer_length: int = 30) -> dict[str, str]:
     """Best answer text per question id from start/end logits (F, L, 2)."""
+    return best_answers(examples, windows, logits, allow_null, n_best, max_answer_length)[0]
+
+
+NO_SPAN_ODDS = 1e9  # null odds written for a question with no valid span at all (it is answered "")
+
+
+def best_answers(examples: list[QAExample], windows: Windows, logits: np.ndarray, allow_null: bool,
+                 n_best: int = 20, max_answer_length: int = 30) -> tuple[dict[str, str], dict[str, float]]:
+    """Best answer text per question id, and its null odds: the [CLS] (no-answer) score minus the best span's
+    score (start + end logits; the lowest [CLS] score over the question's windows), which the official v2.0
+    script takes as `--na-prob-file` (higher: more likely unanswerable). With `allow_null` a question whose
+    null odds are positive is answered ""."""
     by_example: dict[int, list[int]] = {}
     for f, e in enumerate(windows.example):
         by_example.setdefault(int(e), []).append(f)
-    answers = {}
+    answers, odds = {}, {}
     for e, example in enumerate(examples):
         best_score, best_text, null_score = -np.inf, "", np.inf
         for f in by_example.get(e, []):
@@ -145,13 +178,23 @@ def extract_answers(examples: list[QAExample], windows: Windows, logits: np.ndar
                     score = float(start_logits[s] + end_logits[t])
                     if score > best_score:
                         best_score, best_text = score, example.context[offs[s, 0]:offs[t, 1]]
-        answers[example.qid] = "" if allow_null and null_score > best_score else best_text
-    return answers
+        found = np.isfinite(best_score) and np.isfinite(null_score)
+        odds[example.qid] = float(null_score - best_score) if found else NO_SPAN_ODDS
+        answers[example.qid] = "" if allow_null and odds[example.qid] > 0 else best_text
+    return answers, odds
+
+
+# the official scripts' keys: evaluate-v1.1.py prints exact_match and f1; evaluate-v2.0.py (with a
+# --na-prob-file) exact, f1, total, HasAns_*, NoAns_* and the best-threshold scores
+V1_METRICS = ("exact_match", "f1")
+V2_METRICS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1",
+              "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
 
 
 def _spec(version: str) -> TaskSpec:
-    return TaskSpec(name=version, kind=SPAN, metrics=("exact_match", "f1"),
-                    read=lambda d, s: read_squad(version, d, s), train="train", dev=(("dev", ""),), max_length=384)
+    return TaskSpec(name=version, kind=SPAN, metrics=V1_METRICS if version == "squad1" else V2_METRICS,
+                    read=lambda d, s: read_squad(version, d, s), train="train", dev=(("dev", ""),), max_length=384,
+                    path=lambda d, s: d / FILES[version][s])
 
 
 SQUAD1, SQUAD2 = _spec("squad1"), _spec("squad2")

@@ -4,6 +4,10 @@ Each line is `event: QUERY story: CONTEXT\tanswer: positive|negative`; the folde
 `data/uniform-prior/` hold one `tracie_train*.txt` and `tracie_test.txt`. TRACIE has no dev set: the
 official test set is the evaluation split (fine-tuning always keeps the final model, so no choice is
 ever made on it). The premise is the story, the hypothesis the event query.
+
+Scores are the AllenAI leaderboard evaluator's (`total_acc`, `start_acc`, `end_acc`, `story_em`), and the
+test predictions are written as that evaluator reads them: `tracie_predictions.txt`, one label per line in
+test-file order, `entailment` (= positive) or `contradiction` (= negative).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from vlkd.data.tasks.tsv import text_lines
 from vlkd.errors import VlkdError
 
 LABELS = ("negative", "positive")
+LEADERBOARD_LABELS = ("contradiction", "entailment")  # the evaluator's names of LABELS, index for index
+PREDICTIONS = "tracie_predictions.txt"
 
 
 def split_file(data_dir: Path, split: str) -> Path:
@@ -42,5 +48,5 @@ def read_tracie(data_dir: Path, split: str) -> list[PairExample]:
     return examples
 
 
-TRACIE = TaskSpec(name="tracie", kind=CLASSIFY, metrics=("accuracy",), read=read_tracie, train="train",
-                  dev=(("test", ""),), labels=LABELS)
+TRACIE = TaskSpec(name="tracie", kind=CLASSIFY, metrics=("total_acc", "start_acc", "end_acc", "story_em"),
+                  read=read_tracie, train="train", dev=(("test", ""),), labels=LABELS, path=split_file)

@@ -23,7 +23,7 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise VlkdError("file not found", path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             for line, text in enumerate(f, 1):
                 if text.strip():
                     yield line, text
@@ -38,11 +38,22 @@ def _open_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
         with open(path, encoding="utf-8-sig", newline="") as f:
             # GLUE files are unquoted: a quote character is text (QUOTE_NONE, as the GLUE processors)
             reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            for fields in reader:
-                if fields and any(fields):
-                    yield reader.line_num, fields
+            try:
+                for fields in reader:
+                    if fields and any(fields):
+                        yield reader.line_num, fields
+            except csv.Error as e:
+                raise VlkdError(f"line {reader.line_num + 1}: {csv_problem(e)}", path) from None
     except UnicodeDecodeError as e:
         raise VlkdError(f"not UTF-8 text (byte offset {e.start})", path) from None
+
+
+def csv_problem(error: csv.Error) -> str:
+    """csv's own message, with its field-size limit spelled out (a field longer than it is refused)."""
+    message = str(error)
+    if "field limit" in message:
+        return f"a field is longer than {csv.field_size_limit():,} characters (csv's limit; is the file tab-separated?)"
+    return message
 
 
 def read_tsv(path: Path, columns: Sequence[str], positions: Sequence[int] | None = None) -> list[Row]:

@@ -26,7 +26,9 @@ from vlkd.data.text.store import (
     META_FILE,
     TOKENIZER_DIR,
     _BlockWriter,
+    encode_texts,
     fast_encoder,
+    source_record,
     store_meta,
     tokenizer_facts,
     write_meta,
@@ -81,20 +83,25 @@ def build_token_store_shard(
         disable=not progress, file=sys.stderr, dynamic_ncols=True,
     ) as bar:
         writer = _BlockWriter(f, 1, DTYPES[dtype_name])  # blocks of one id: the flat stream
+        unk_counts = []
         for src in sources:
-            if src.span[0] == src.span[1]:
-                continue
-            seen = 0
-            for texts in src.chunks():
-                writer.add(encode(texts))
-                bar.update(src.bytes_read - seen)
-                seen = src.bytes_read
+            unks = 0
+            if src.span[0] != src.span[1]:
+                seen = 0
+                for texts in src.chunks():
+                    ids, n = encode_texts(encode, texts, src.format, tok.unk_token_id)
+                    unks += n
+                    writer.add(ids)
+                    bar.update(src.bytes_read - seen)
+                    seen = src.bytes_read
+            unk_counts.append(unks)
         f.flush()
         os.fsync(f.fileno())
     tok.save_pretrained(path / TOKENIZER_DIR)
     result = {"num_tokens": writer.num_tokens_total, "dtype": dtype_name, "tokenizer_facts": facts,
               "sources": [{"format": s.format, "min_words": s.min_words, "lines_read": s.lines_read,
-                           "lines_kept": s.lines_kept} for s in sources]}
+                           "lines_kept": s.lines_kept, "sniffed": s.sniffed, "unks": n}
+                          for s, n in zip(sources, unk_counts)]}
     finish_shard(path, result)
     return result
 
@@ -112,13 +119,14 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
     if num_blocks == 0:
         raise VlkdError(f"corpus too small: {total} tokens after filtering, fewer than one block of {block_size}",
                         ", ".join(paths))
+    facts = results[0]["tokenizer_facts"]
     sources = []
     for i, (p, (resolved, _)) in enumerate(zip(paths, inputs["files"])):
         parts = [r["sources"][i] for r in results]
-        sources.append({"path": p, "format": parts[0]["format"], "min_words": parts[0]["min_words"],
-                        "sha256": _file_sha256(Path(resolved)), "lines_read": sum(s["lines_read"] for s in parts),
-                        "lines_kept": sum(s["lines_kept"] for s in parts)})
-    facts = results[0]["tokenizer_facts"]
+        sources.append(source_record(
+            p, parts[0]["format"], parts[0]["min_words"], _file_sha256(Path(resolved)),
+            sum(s["lines_read"] for s in parts), sum(s["lines_kept"] for s in parts), parts[0]["sniffed"],
+            facts["special_ids"]["unk"], sum(s["unks"] for s in parts)))
     meta = store_meta(inputs["tokenizer"], facts, block_size, num_blocks, total, dtype_name, facts["vocab_size"],
                       inputs["min_words"], sources)
     with atomic_path(out_dir) as tmp:

@@ -2,13 +2,17 @@
 
 Formats:
 
-- ``wikitext``: WikiText-103 raw (``*.raw``, ``*.tokens``). Empty lines and heading lines
+- ``wikitext``: WikiText-103 / WikiText-2 (``*.raw``, ``*.tokens``). Empty lines and heading lines
   (`` = Title = ``, `` = = Section = = ``) are skipped, and so are lines of fewer than
-  ``min_words`` words (the reference used 5, the default here).
+  ``min_words`` words (the reference used 5, the default here). The ``.tokens`` files write every
+  out-of-vocabulary word as ``<unk>`` (``WIKITEXT_UNK``): the token store turns it into the tokenizer's
+  unknown token, one id, instead of the word pieces of ``<``, ``unk``, ``>``.
 - ``txt``: plain text, one paragraph per non-empty line.
 - ``wiki-json``: the bundled Wikipedia file ``summaries_en-us.json``: ``{title: entry}`` where an entry
   is a dict (or a string holding a Python dict literal) with an ``extract``; each extract is one text.
-- ``auto``: ``.raw``/``.tokens`` -> wikitext, ``.json`` -> wiki-json, anything else -> txt.
+- ``auto``: ``.raw``/``.tokens`` -> wikitext, ``.json`` -> wiki-json, anything else -> txt, except a file
+  that is WikiText by content (a `` = Heading = `` line in its first 64 KiB): it is read as wikitext and
+  ``sniffed`` is set, so the caller can say so (``--format txt`` reads it as plain text).
 
 Line-based formats are read in binary chunks of about ``chunk_bytes`` so memory does not grow with
 the file; the SHA-256 of the file bytes is computed on the way.
@@ -29,6 +33,8 @@ from vlkd.errors import VlkdError
 FORMATS = ("auto", "wikitext", "txt", "wiki-json")
 DEFAULT_MIN_WORDS = {"wikitext": 5, "txt": 0, "wiki-json": 0}
 DEFAULT_CHUNK_BYTES = 1 << 20
+WIKITEXT_UNK = "<unk>"
+SNIFF_BYTES = 1 << 16
 
 
 def resolve_format(path: str | os.PathLike, fmt: str = "auto") -> str:
@@ -43,6 +49,17 @@ def resolve_format(path: str | os.PathLike, fmt: str = "auto") -> str:
     if suffix == ".json":
         return "wiki-json"
     return "txt"
+
+
+def looks_like_wikitext(path: str | os.PathLike) -> bool:
+    """True when the start of the file has a WikiText heading line: ` = Title = ` (spaces around, as written)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith(" = ") and line.endswith(" = ") and is_wikitext_heading(line.strip())
+               for line in head.splitlines())
 
 
 def is_wikitext_heading(stripped: str) -> bool:
@@ -74,6 +91,9 @@ class TextSource:
         self.path = Path(path)
         self.span = span  # a shard's byte range of the file (see `chunks`); None: the whole file
         self.format = resolve_format(path, fmt)
+        self.sniffed = fmt == "auto" and self.format == "txt" and self.path.is_file() and looks_like_wikitext(path)
+        if self.sniffed:
+            self.format = "wikitext"
         self.min_words = DEFAULT_MIN_WORDS[self.format] if min_words is None else int(min_words)
         if self.min_words < 0:
             raise VlkdError(f"min_words must be >= 0, got {self.min_words}", path)

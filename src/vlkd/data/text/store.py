@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
+from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, WIKITEXT_UNK, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
@@ -91,6 +91,48 @@ def _batch_encoder(spec: dict[str, Any]) -> Callable[[list[str]], list[list[int]
     return encode
 
 
+def encode_with_unk(encode: Callable[[list[str]], list[list[int]]], texts: list[str], marker: str,
+                    unk_id: int) -> tuple[list[list[int]], int]:
+    """Encode texts whose `marker` (WikiText's `<unk>`) stands for an unknown word: each marker becomes the one
+    id `unk_id`, the text between markers is encoded as usual; returns the ids and the number of markers.
+    BERT's pre-tokenizer splits at `<` and `>` anyway, so the pieces encode as they would inside the text."""
+    if not any(marker in t for t in texts):
+        return encode(texts), 0
+    pieces = [t.split(marker) for t in texts]
+    flat = encode([p for parts in pieces for p in parts])
+    out, k, count = [], 0, 0
+    for parts in pieces:
+        row: list[int] = []
+        for j in range(len(parts)):
+            if j:
+                row.append(unk_id)
+            row.extend(flat[k])
+            k += 1
+        count += len(parts) - 1
+        out.append(row)
+    return out, count
+
+
+def encode_texts(encode: Callable[[list[str]], list[list[int]]], texts: list[str], fmt: str,
+                 unk_id: int | None) -> tuple[list[list[int]], int]:
+    """Encode one chunk of a source in format `fmt` (WikiText: `<unk>` -> `unk_id`); returns ids and `<unk>` count."""
+    if fmt == "wikitext" and unk_id is not None:
+        return encode_with_unk(encode, texts, WIKITEXT_UNK, unk_id)
+    return encode(texts), 0
+
+
+def source_record(path: str | os.PathLike, fmt: str, min_words: int | None, sha256: str, lines_read: int,
+                  lines_kept: int, sniffed: bool, unk_id: int | None, unks: int) -> dict[str, Any]:
+    """One input's entry in meta.json `sources`, the same for a whole build and a merge of shards."""
+    record: dict[str, Any] = {"path": os.fspath(path), "format": fmt, "min_words": min_words, "sha256": sha256,
+                              "lines_read": lines_read, "lines_kept": lines_kept}
+    if fmt == "wikitext":
+        record.update(unk_marker=WIKITEXT_UNK, unk_id=unk_id, unk_replaced=unks)
+    if sniffed:
+        record["format_detected"] = "wikitext (' = Heading = ' lines in a .txt file)"
+    return record
+
+
 class _BlockWriter:
     """Appends ids to a file as full blocks, keeping only the partial remainder in memory."""
 
@@ -140,10 +182,14 @@ def build_token_store(
     sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
     for src in sources:
         src.check_exists()
+        if src.sniffed:
+            print(f"vlkd: {src.path}: read as WikiText (it has ' = Heading = ' lines): headings skipped, lines under "
+                  f"{src.min_words} words skipped, {WIKITEXT_UNK} -> the unknown token; --format txt reads it as plain "
+                  "text", file=sys.stderr)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())) and not overwrite:
-        raise VlkdError("output already exists and is not an empty directory; pass overwrite=True "
-                        "(--overwrite) to replace it", out_dir)
+        raise VlkdError("output already exists and is not an empty directory (use --overwrite to replace it)",
+                        out_dir)
     tok = load_tokenizer(tokenizer)
     encode = fast_encoder(tok)
     vocab_size = max(tok.get_vocab().values()) + 1
@@ -157,13 +203,17 @@ def build_token_store(
             disable=not progress, file=sys.stderr, dynamic_ncols=True,
         ) as bar:
             writer = _BlockWriter(f, block_size, DTYPES[dtype_name])
+            unk_counts = []
             for src in sources:
-                seen = 0
+                seen, unks = 0, 0
                 for texts in src.chunks():
-                    writer.add(encode(texts))
+                    ids, n = encode_texts(encode, texts, src.format, tok.unk_token_id)
+                    unks += n
+                    writer.add(ids)
                     bar.update(src.bytes_read - seen)
                     bar.set_postfix_str(f"{writer.num_tokens_total:,} tokens", refresh=False)
                     seen = src.bytes_read
+                unk_counts.append(unks)
             f.flush()
             os.fsync(f.fileno())
         if writer.num_blocks == 0:
@@ -173,8 +223,8 @@ def build_token_store(
             )
         meta = store_meta(
             tokenizer, tok, block_size, writer.num_blocks, writer.num_tokens_total, dtype_name, vocab_size, min_words,
-            [{"path": os.fspath(p), "format": src.format, "min_words": src.min_words, "sha256": src.sha256,
-              "lines_read": src.lines_read, "lines_kept": src.lines_kept} for p, src in zip(inputs, sources)],
+            [source_record(p, src.format, src.min_words, src.sha256, src.lines_read, src.lines_kept, src.sniffed,
+                           tok.unk_token_id, n) for p, src, n in zip(inputs, sources, unk_counts)],
         )
         write_meta(tmp / META_FILE, meta)
         tok.save_pretrained(tmp / TOKENIZER_DIR)
