@@ -11,10 +11,15 @@ Layout of a cache directory OUT::
 with L = block_size + 2: the teacher sees the clean `[CLS] block [SEP]` (no masking, no attention mask).
 A distillation run reads the rows of its blocks by index (`TeacherTargets.gather`) and never runs the
 teacher; `TeacherTargets.check` refuses a cache built for another store, block size or teacher.
+
+One build at a time per OUT (a lock file); SIGTERM or SIGUSR1 finishes the batch in hand, records it in
+progress.json and stops (exit code 75); a re-run continues. The arrays are allocated up front, so a disk
+too small for them is a one-line error before any work, not a crash halfway.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -30,8 +35,10 @@ from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
-from vlkd.errors import VlkdError
-from vlkd.io import read_json, remove_path, write_json_atomic
+from vlkd.errors import Preempted, VlkdError
+from vlkd.io import disk_full_error, read_json, remove_path, write_json_atomic
+from vlkd.lock import LOCK_FILE, DirLock
+from vlkd.preempt import StopSignals
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
@@ -152,6 +159,13 @@ def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> 
     if fresh:
         with open(path, "wb") as f:
             f.truncate(nbytes)
+            try:  # reserve the blocks now: a full disk later would kill the process (SIGBUS) mid-write
+                os.posix_fallocate(f.fileno(), 0, nbytes)
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    f.truncate(0)
+                    raise disk_full_error(path) from None
+                # a file system without fallocate: stay sparse
     elif not path.is_file() or path.stat().st_size != nbytes:
         raise VlkdError(f"missing or wrong-sized file (expected {nbytes} bytes); pass --overwrite to rebuild", path)
     return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
@@ -210,9 +224,20 @@ def prepare_teacher_targets(
         "bytes": target_bytes + voken_bytes,
     }
 
+    with DirLock(out), StopSignals() as signals:
+        return _build(out, plan, store, teacher, teacher_run, vokens, form, row_shape, target_bytes, voken_bytes,
+                      batch_size, overwrite, progress, signals)
+
+
+def _build(out: Path, plan: dict[str, Any], store: TokenStore, teacher: VideoTextTeacher, teacher_run: str | os.PathLike,
+           vokens: bool, form: str, row_shape: tuple[int, ...], target_bytes: int, voken_bytes: int, batch_size: int,
+           overwrite: bool, progress: bool, signals: StopSignals) -> dict[str, Any]:
+    """The build proper, under OUT's lock and with stop signals caught (see prepare_teacher_targets)."""
+    n, seq_len = store.num_blocks, plan["seq_len"]
+    cls_id, sep_id = store.special_ids["cls"], store.special_ids["sep"]
     done = 0
     fresh = True
-    if out.exists() and not overwrite:
+    if not overwrite:
         if (out / META_FILE).is_file():
             existing = read_json(out / META_FILE)
             if _identity(existing) == _identity(plan):
@@ -226,13 +251,15 @@ def prepare_teacher_targets(
                                 "pass --overwrite to start again", out)
             done = int(state["blocks_done"])
             fresh = done == 0  # nothing computed yet: (re)allocate the arrays
-        elif out.is_dir() and not any(out.iterdir()):
+        elif out.is_dir() and all(p.name == LOCK_FILE for p in out.iterdir()):
             pass
         else:
             raise VlkdError("output exists and is not a teacher-targets directory; pass --overwrite to replace it",
                             out)
-    elif out.exists():
-        remove_path(out)
+    else:
+        for child in out.iterdir():
+            if child.name != LOCK_FILE:
+                remove_path(child)
 
     shape_text = f"{n} blocks x " + " x ".join(str(d) for d in row_shape)
     extra = f" + vokens int32 {_human(voken_bytes)}" if vokens else ""
@@ -266,11 +293,17 @@ def prepare_teacher_targets(
                 if voken_ids is not None:
                     voken_ids[start:stop] = assign_vokens(t.float(), bank).cpu().numpy().astype(np.int32)
                 bar.update(stop - start)
+                if signals.requested:
+                    end = stop
+                    break
             targets.flush()
             if voken_ids is not None:
                 voken_ids.flush()
             done = end
             _save_progress(out, plan, done)
+            if signals.requested and done < n:
+                raise Preempted(f"{signals.requested}: stopped after {done:,} of {n:,} blocks in {out} (progress "
+                                "saved); run the same command again to continue")
 
     del targets, voken_ids
     write_json_atomic(out / META_FILE, plan)

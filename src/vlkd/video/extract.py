@@ -16,7 +16,8 @@ Layouts (docs/formats.md):
 
 Resume: a re-run skips finished videos (their files exist) and produces the same bytes as one
 uninterrupted run (each video's chunks and batches depend on that video only). A video that cannot be
-read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run.
+read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run. SIGTERM or SIGUSR1
+finishes the video in hand and stops (exit code 75, resumable); one process at a time per OUT (a lock).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vlkd.data.videoqa.prepare import read_mapping
-from vlkd.errors import VlkdError
+from vlkd.errors import Preempted, VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from vlkd.lock import DirLock
+from vlkd.preempt import StopSignals, ignore_stop_signals
 from vlkd.video.backbones import FeatureModel, load_backbone
 from vlkd.video.decode import FrameSize, iter_frames, probe
 from vlkd.video.sampling import RateSampler, clip_indices, gather_frames
@@ -268,8 +271,6 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
 
     `mapping` (MSVD's youtube_mapping.txt, lines `NAME vidN`) renames each video NAME.ext to vidN, so the
     HCRN ids are the N the questions use (a YouTube clip name's trailing number is its end second)."""
-    from tqdm import tqdm
-
     if layout not in ("howto100m", "hcrn"):
         raise VlkdError(f"unknown layout {layout!r} (howto100m or hcrn)")
     if num_clips < 1:
@@ -295,6 +296,16 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                        "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
     if mapping is not None:  # only then: an output written before --mapping existed still resumes
         meta["mapping"] = str(mapping)
+    with DirLock(out), StopSignals() as stop:
+        return _extract(out, paths, ids, meta, plan, app_model, mot_model, device, workers, progress, stop, videos)
+
+
+def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Plan, app_model: FeatureModel,
+             mot_model: FeatureModel, device: str, workers: int, progress: bool, stop: StopSignals,
+             videos: str | os.PathLike) -> dict:
+    """The extraction proper, under OUT's lock and with stop signals caught."""
+    from tqdm import tqdm
+
     meta_path = out / "meta.json"
     if meta_path.exists():
         if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
@@ -308,7 +319,7 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     failures: dict[int, str] = {}
     pending: dict[int, dict[str, list[np.ndarray]]] = {}
     loader = DataLoader(VideoChunks(paths, todo, plan), batch_size=None, num_workers=min(workers, len(todo)),
-                        prefetch_factor=4 if workers > 0 and todo else None)
+                        prefetch_factor=4 if workers > 0 and todo else None, worker_init_fn=ignore_stop_signals)
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="videos", unit="video", disable=not progress)
     torch.set_grad_enabled(False)
     for i, kind, payload in loader:
@@ -325,8 +336,14 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
             else:
                 writer.write(ids[i], np.concatenate(parts["app"]), np.concatenate(parts["mot"]))
             bar.update()
+            if stop.requested:  # the video in hand is written: stop here, a re-run continues
+                break
     bar.close()
     torch.set_grad_enabled(True)
+    if stop.requested:
+        finished = sum(writer.finished(vid) for vid in ids)
+        raise Preempted(f"{stop.requested}: stopped with {finished} of {len(ids)} videos done in {out}; "
+                        "run the same command again to continue")
     lines = [f"{paths[i]}\t{failures[i]}\n" for i in sorted(failures)]
     if lines:
         write_text_atomic(out / "failed.txt", "".join(lines))
