@@ -50,9 +50,17 @@ directory the lock created and nothing else was written to is removed again on r
 
     def acquire(self) -> "DirLock":
         self._created = not self.directory.exists()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise VlkdError("exists and is not a directory", self.directory) from None
+        except OSError as e:
+            raise VlkdError(f"cannot create the directory ({e.strerror})", self.directory) from None
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise VlkdError(f"cannot create the lock file {LOCK_FILE} ({e.strerror})", self.directory) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -64,8 +72,11 @@ directory the lock created and nothing else was written to is removed again on r
                 break
             os.close(fd)  # the holder released (and removed) it between our open and flock: try again
         self.stale = _read(fd) or None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:  # the holder's name is for messages only: a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass
         self._fd, self._owner = fd, os.getpid()
         _HELD.add(fd)
         return self
