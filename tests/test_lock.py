@@ -41,12 +41,15 @@ def test_a_lock_held_by_another_process_and_released_when_it_is_killed(tmp_path:
 
 def test_a_forked_child_does_not_keep_the_lock(tmp_path: Path) -> None:
     lock = DirLock(tmp_path).acquire()
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # a DataLoader worker, say, still running when its parent dies
         lock.release()  # a no-op in the child: the parent's file stays
+        os.write(ready_w, b"1")  # (the at-fork handler has run by now)
         time.sleep(30)
         os._exit(0)
     try:
+        assert os.read(ready_r, 1) == b"1"
         os.close(lock._fd)  # the parent dies (its descriptor closes) while the child lives on
         with DirLock(tmp_path) as again:  # free: the child did not inherit the lock
             assert again.stale is not None
