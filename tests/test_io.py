@@ -19,6 +19,7 @@ from vlkd.data.text import store as store_module
 from vlkd.data.text.store import build_token_store
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, check_safetensors, is_disk_full, write_text_atomic
+from vlkd.models.bert import ModelConfig, build_masked_lm
 from vlkd.report import summarize_run
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
@@ -109,3 +110,13 @@ def test_a_truncated_model_behind_finetune_is_one_line_exit_2(tmp_path: Path, ca
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"vlkd: error: {weights}: truncated safetensors file"), lines
     assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_model_behind_init_from_is_one_line(tmp_path: Path) -> None:
+    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                         vocab_size=100)).save_pretrained(tmp_path / "enc")
+    weights = tmp_path / "enc" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(VlkdError, match=rf"^{weights}: truncated safetensors file"):
+        build_masked_lm(ModelConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
+                                    init_from=str(tmp_path / "enc")))
