@@ -316,7 +316,8 @@ class Trainer:
             if config.resume and (self.out / "config.yaml").is_file():
                 self._note_config_changes()
             write_text_atomic(self.out / "config.yaml", dump_yaml(config))
-        if self.step >= self.max_steps and (self.out / "final").is_dir():
+        # complete once results.json is written (after final/): a kill between the two redoes the finish
+        if self.step >= self.max_steps and (self.out / "final").is_dir() and (self.out / "results.json").is_file():
             self._say(f"run already complete at step {self.step}: {self.out / 'final'}")
             if self.job.finish is not None:
                 self.job.finish(self.out)
