@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Callable, Iterator
 
-from vlkd.errors import VlkdError
+from vlkd.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, Preempted, VlkdError
 
 
 class RegistryChoices:
@@ -569,7 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VlkdError as e:
         print(f"vlkd: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Preempted as e:
+        print(f"vlkd: stopped: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except KeyboardInterrupt:
         print("vlkd: interrupted", file=sys.stderr)
         return 130

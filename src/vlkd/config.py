@@ -45,7 +45,7 @@ class TrainConfig:
     seed: int = 42
     log_every: int = 50
     save_every: int = 1000
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # at least 1
     eval_every: int = 0  # 0: evaluate only at the end (and at the start if eval_at_start)
     eval_every_epochs: float = 0.0  # > 0: evaluate every this many epochs instead of eval_every steps
     select_best: str = ""  # an evaluation metric (higher is better): keep the best model in best/
@@ -54,6 +54,8 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
     resume: bool = False
+    on_nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop the run, or skip that step's update
+    max_nonfinite: int = 10  # with skip: this many skipped steps in a row are tolerated, one more stops
 
 
 def _presets_dir() -> Path:
@@ -245,7 +247,8 @@ def validate(config: TrainConfig) -> None:
         raise VlkdError("config key 'output_dir' is required (e.g. output_dir=runs/my-run)")
     if config.max_steps <= 0 and config.epochs <= 0:
         raise VlkdError("set max_steps or epochs to a positive number")
-    for key in ("batch_size", "grad_accum", "log_every", "save_every", "eval_batches"):
+    for key in ("batch_size", "grad_accum", "log_every", "save_every", "eval_batches", "keep_checkpoints",
+                "max_nonfinite"):
         if getattr(config, key) <= 0:
             raise VlkdError(f"config key {key!r} must be positive, got {getattr(config, key)}")
     if config.lr <= 0:

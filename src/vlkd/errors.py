@@ -1,8 +1,12 @@
-"""The one exception type for bad user input: the CLI prints it as one line and exits with code 2."""
+"""The exception types the CLI turns into exit codes: bad input (one line, exit 2) and a requested stop
+(SIGTERM/SIGUSR1 before a cluster preempts the job: one line, exit 75)."""
 
 from __future__ import annotations
 
 import os
+
+EXIT_BAD_INPUT = 2
+EXIT_PREEMPTED = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, try again" (a scheduler may requeue)
 
 
 class VlkdError(Exception):
@@ -12,3 +16,8 @@ class VlkdError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class Preempted(Exception):
+    """The process was asked to stop (SIGTERM or SIGUSR1) and stopped cleanly at a resumable point; the
+    message says where and how to continue."""

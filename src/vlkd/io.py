@@ -1,11 +1,14 @@
-"""Atomic file and directory writes: a reader (or a resume after kill -9) never sees a partial output."""
+"""Atomic file and directory writes: a reader (or a resume after kill -9) never sees a partial output, and a
+full disk leaves the previous state in place with a one-line error naming the path."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,9 +44,35 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as e:
         remove_path(tmp)
+        if is_disk_full(e):
+            raise disk_full_error(target) from None
         raise
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception it was raised from) says the disk or the quota is full. torch.save
+    turns the OSError into a RuntimeError (chained), safetensors into its own error (with the OS text)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        text = str(current)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(path: str | os.PathLike) -> VlkdError:
+    return VlkdError("no space left on device (disk or quota full) while writing this; nothing was replaced, "
+                     "the previous state is kept", path)
 
 
 def remove_path(path: Path) -> None:
@@ -78,3 +107,37 @@ def read_json(path: str | os.PathLike) -> Any:
         raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", path) from None
     except UnicodeDecodeError:
         raise VlkdError("not UTF-8 text", path) from None
+
+
+def check_safetensors(path: str | os.PathLike) -> None:
+    """Refuse (one line naming the file) a .safetensors file that is truncated or not safetensors at all:
+    its 8-byte header length, JSON header and the data size the header promises must all be there."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise VlkdError(f"not a safetensors file or truncated ({size} bytes)", path)
+            (length,) = struct.unpack("<Q", head)
+            if length > size - 8:
+                raise VlkdError(f"truncated safetensors file ({size} bytes; its header alone needs {length + 8})",
+                                path)
+            header = json.loads(f.read(length))
+    except OSError as e:
+        raise VlkdError(f"cannot read ({e.strerror or e})", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise VlkdError("not a safetensors file (malformed header)", path) from None
+    if not isinstance(header, dict):
+        raise VlkdError("not a safetensors file (malformed header)", path)
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)]
+    need = 8 + length + max(ends, default=0)
+    if size < need:
+        raise VlkdError(f"truncated safetensors file ({size} bytes, its header promises {need})", path)
+
+
+def check_safetensors_dir(directory: str | os.PathLike) -> None:
+    """check_safetensors on every weights file of a model directory (sharded ones included)."""
+    for file in sorted(Path(directory).glob("*.safetensors")):
+        check_safetensors(file)

@@ -4,6 +4,7 @@
     RUN/checkpoints/step-N one resumable checkpoint     RUN/final/          the model at the last step
     RUN/best/              the best-evaluated model (with `select_best`), its selection.json
     RUN/results.json       the last evaluation (and the best one)
+    RUN/.vlkd.lock         while a process trains there (vlkd.lock)
 """
 
 from __future__ import annotations
@@ -34,10 +35,21 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl (empty if there is none)."""
+    """The records of a metrics.jsonl (empty if there is none). A torn last line (a run killed during an
+    append) is left out; a malformed line elsewhere is an error naming it."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise VlkdError(f"line {number} is not JSON", path) from None
+    return records
 
 
 def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> Path:

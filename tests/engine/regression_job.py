@@ -18,16 +18,21 @@ Y = X @ torch.randn(6, 1, generator=_g) + 0.1 * torch.randn(64, 1, generator=_g)
 
 
 class Regression(nn.Module):
-    def __init__(self, nan_at_call: int = -1) -> None:
+    """`nan_at_call`: the forward call(s) (1-based) whose loss is NaN; `on_call(n)`: a hook run at every call."""
+
+    def __init__(self, nan_at_call: int | set[int] = -1, on_call=None) -> None:
         super().__init__()
         self.linear = nn.Linear(6, 1)
         self.norm = nn.LayerNorm(6)
-        self.calls, self.nan_at_call = 0, nan_at_call
+        self.calls, self.on_call = 0, on_call
+        self.nan_calls = {nan_at_call} if isinstance(nan_at_call, int) else set(nan_at_call)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.calls += 1
+        if self.on_call is not None:
+            self.on_call(self.calls)
         err = ((self.linear(self.norm(batch["x"])) - batch["y"]) ** 2).mean()
-        if self.calls == self.nan_at_call:
+        if self.calls in self.nan_calls:
             err = err * float("nan")
         return {"loss": err, "mse": err}
 
@@ -37,13 +42,13 @@ def collate(items: list[int], g: torch.Generator) -> dict[str, torch.Tensor]:
     return {"x": X[idx], "y": Y[idx]}
 
 
-def job_factory(nan_at_call: int = -1):
+def job_factory(nan_at_call: int | set[int] = -1, on_call=None):
     def build(config: TrainConfig) -> Job:
         def save_final(m: nn.Module, path: Path) -> None:
             path.mkdir(parents=True, exist_ok=True)
             torch.save(m.state_dict(), path / "weights.pt")
 
-        return Job(module=Regression(nan_at_call), train_data=list(range(56)), valid_data=list(range(56, 64)),
+        return Job(module=Regression(nan_at_call, on_call), train_data=list(range(56)), valid_data=list(range(56, 64)),
                    collate=collate, save_final=save_final)
 
     return build

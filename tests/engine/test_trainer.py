@@ -1,10 +1,14 @@
 """The engine on a tiny deterministic job (linear regression): accumulation, decay groups, schedule,
-checkpoints, NaN handling. The MLM recipe tests cover the kill -9 / exact-resume property end to end."""
+checkpoints, NaN handling, and faults: corrupt checkpoints, torn metrics, stop signals, the run lock, a
+full disk. The MLM recipe tests cover the kill -9 / exact-resume property end to end."""
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +17,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vlkd.config import TrainConfig
+from vlkd.config import TrainConfig, validate
+from vlkd.engine import checkpoint as checkpoint_module
+from vlkd.engine import metrics as metrics_module
 from vlkd.engine import train
-from vlkd.engine.checkpoint import list_checkpoints
+from vlkd.engine.checkpoint import list_checkpoints, prune_checkpoints, read_trainer_state
 from vlkd.engine.trainer import _param_groups
-from vlkd.errors import VlkdError
+from vlkd.errors import Preempted, VlkdError
+from vlkd.lock import LOCK_FILE, DirLock
 
 from tests.engine.regression_job import Regression, job_factory, make_config
 
@@ -93,13 +100,199 @@ def test_resume_with_more_steps_notes_the_change(tmp_path: Path, capsys: pytest.
     assert "max_steps: 12" in (tmp_path / "m" / "config.yaml").read_text()
 
 
-def test_truncated_checkpoint_is_reported_on_resume(tmp_path: Path) -> None:
+def test_truncated_checkpoint_is_reported_and_skipped_on_resume(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
     run = train(config(tmp_path, "t", max_steps=8), job_factory())
+    before = final_weights(run)
     (run / "final").rename(run / "final-old")
     ckpt = run / "checkpoints" / "step-8" / "optimizer.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:50])
-    with pytest.raises(VlkdError, match=r"optimizer.pt: checkpoint file is truncated"):
-        train(config(tmp_path, "t", max_steps=12, resume=True), job_factory())
+    train(config(tmp_path, "t", max_steps=8, resume=True), job_factory())
+    err = capsys.readouterr().err
+    assert f"{ckpt}: checkpoint file is truncated" in err and "falling back to step-4" in err
+    assert (run / "checkpoints" / "step-8.corrupt").is_dir()  # kept for inspection, out of resume's way
+    for key, value in before.items():
+        assert torch.equal(value, final_weights(run)[key]), key
+
+
+def _flip_byte(path: Path, offset: int = -20) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_are_detected_by_checksum_and_resume_falls_back(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    run = train(config(tmp_path, "f", max_steps=8), job_factory())
+    before = final_weights(run)
+    (run / "final").rename(run / "final-old")
+    weights = run / "checkpoints" / "step-8" / "model.safetensors"
+    size = weights.stat().st_size
+    _flip_byte(weights)
+    assert weights.stat().st_size == size
+    with pytest.raises(VlkdError, match="sha256 differs"):
+        read_trainer_state(weights.parent)
+    train(config(tmp_path, "f", max_steps=8, resume=True), job_factory())
+    err = capsys.readouterr().err
+    assert f"{weights}: checkpoint file is corrupt (sha256" in err and "resumed from" in err and "step-4" in err
+    for key, value in before.items():
+        assert torch.equal(value, final_weights(run)[key]), key
+    # every checkpoint left on disk verifies
+    assert all(read_trainer_state(path) for _, path in list_checkpoints(run))
+
+
+def test_no_intact_checkpoint_stops_naming_them(tmp_path: Path) -> None:
+    run = train(config(tmp_path, "c", max_steps=8), job_factory())
+    (run / "final").rename(run / "final-old")
+    _flip_byte(run / "checkpoints" / "step-8" / "optimizer.pt")
+    (run / "checkpoints" / "step-4" / "trainer_state.json").unlink()
+    with pytest.raises(VlkdError, match=r"checkpoints: no intact checkpoint to resume from \(step-8, step-4"):
+        train(config(tmp_path, "c", max_steps=8, resume=True), job_factory())
+    assert (run / "checkpoints" / "step-8").is_dir()  # nothing moved, nothing overwritten
+
+
+def test_checkpoint_without_state_file_is_not_silently_overwritten(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    run = train(config(tmp_path, "s", max_steps=8), job_factory())
+    (run / "final").rename(run / "final-old")
+    for _, path in list_checkpoints(run):
+        (path / "trainer_state.json").unlink()
+    with pytest.raises(VlkdError, match="already holds a run"):  # a fresh run may not start over it
+        train(config(tmp_path, "s", max_steps=8), job_factory())
+    with pytest.raises(VlkdError, match="no intact checkpoint"):
+        train(config(tmp_path, "s", max_steps=8, resume=True), job_factory())
+    assert "incomplete checkpoint: no trainer_state.json" in capsys.readouterr().err
+
+
+def test_torn_last_metrics_line_is_dropped_on_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = train(config(tmp_path, "m", max_steps=8), job_factory())
+    (run / "final").rename(run / "final-old")
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 9, "loss": 0.1')  # a kill during an append
+    train(config(tmp_path, "m", max_steps=12, resume=True), job_factory())
+    assert "dropped the torn last line" in capsys.readouterr().err
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [3, 6, 8, 8, 9, 12, 12]  # train and eval records; nothing torn or duplicated
+    metrics.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    (run / "final").rename(run / "final-2")
+    with pytest.raises(VlkdError, match=r"metrics.jsonl: line 2 is not a JSON object"):
+        train(config(tmp_path, "m", max_steps=12, resume=True), job_factory())
+
+
+def test_keep_checkpoints_must_be_at_least_one(tmp_path: Path) -> None:
+    with pytest.raises(VlkdError, match="keep_checkpoints"):
+        validate(config(tmp_path, "k", keep_checkpoints=-1))
+    with pytest.raises(VlkdError, match="keep_checkpoints"):
+        prune_checkpoints(tmp_path, 0)
+
+
+def test_on_nonfinite_skip_skips_the_update_and_counts_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = train(config(tmp_path, "k", on_nonfinite="skip"), job_factory(nan_at_call={5, 11}))
+    assert "step 5: non-finite loss (loss=nan, mse=nan), update skipped (1 in a row)" in capsys.readouterr().err
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["nonfinite_skipped"] for r in records if "lr" in r] == [0, 1, 0, 1]
+    assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
+    assert all(torch.isfinite(v).all() for v in final_weights(run).values())
+    # the skipped steps still count: same schedule, same data order as a run where they were no-ops
+    assert [s for s, _ in list_checkpoints(run)] == [8, 12]
+
+
+def test_on_nonfinite_skip_stops_after_max_nonfinite_in_a_row(tmp_path: Path) -> None:
+    with pytest.raises(VlkdError, match=r"4 non-finite steps in a row at step 8 \(more than max_nonfinite=3\)"):
+        train(config(tmp_path, "r", on_nonfinite="skip", max_nonfinite=3), job_factory(nan_at_call=set(range(5, 99))))
+
+
+def test_nan_stop_before_any_checkpoint_leaves_a_directory_that_can_be_rerun(tmp_path: Path) -> None:
+    with pytest.raises(VlkdError, match="no checkpoint was written \\(the same output_dir can be used again\\)"):
+        train(config(tmp_path, "n", save_every=100), job_factory(nan_at_call=5))
+    run = tmp_path / "n"
+    assert (run / "metrics.jsonl").is_file()  # what happened before the NaN stays readable until the rerun
+    train(config(tmp_path, "n", save_every=100), job_factory())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 6, 9, 12, 12]  # the failed attempt's lines are gone
+
+
+def _signal_at(call: int, sig: int):
+    def hook(n: int) -> None:
+        if n == call:
+            os.kill(os.getpid(), sig)
+    return hook
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_stop_signal_saves_at_the_next_step_boundary_and_resume_is_exact(tmp_path: Path, sig: int) -> None:
+    straight = final_weights(train(config(tmp_path, "straight"), job_factory()))
+    with pytest.raises(Preempted, match=rf"{signal.Signals(sig).name} at step 6 of 12: checkpoint .*step-6; "
+                                        r"continue with resume=true"):
+        train(config(tmp_path, "p"), job_factory(on_call=_signal_at(6, sig)))
+    run = tmp_path / "p"
+    assert [s for s, _ in list_checkpoints(run)] == [4, 6] and not (run / "final").exists()
+    assert signal.getsignal(sig) is signal.SIG_DFL or signal.getsignal(sig) == signal.default_int_handler \
+        or callable(signal.getsignal(sig))  # handlers restored
+    train(config(tmp_path, "p", resume=True), job_factory())
+    for key, value in straight.items():
+        assert torch.equal(value, final_weights(run)[key]), key
+
+
+def test_stop_signal_on_a_save_step_does_not_save_twice(tmp_path: Path) -> None:
+    with pytest.raises(Preempted, match="at step 4 of 12: checkpoint .*step-4"):
+        train(config(tmp_path, "q"), job_factory(on_call=_signal_at(4, signal.SIGTERM)))
+    assert [s for s, _ in list_checkpoints(tmp_path / "q")] == [4]
+
+
+def test_ctrl_c_still_interrupts_at_once(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path, "i"), job_factory(on_call=_signal_at(6, signal.SIGINT)))
+    assert [s for s, _ in list_checkpoints(tmp_path / "i")] == [4]
+
+
+def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "l"
+    with DirLock(run):
+        with pytest.raises(VlkdError, match=rf"{run}: in use by another vlkd process \(pid {os.getpid()} on "):
+            train(config(tmp_path, "l"), job_factory())
+    train(config(tmp_path, "l"), job_factory())  # released: the directory is free again
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "stale"
+    run.mkdir()
+    (run / LOCK_FILE).write_text("pid 999999 on some-node\n")  # its process was killed: no flock held
+    train(config(tmp_path, "stale"), job_factory())
+    assert "took over the lock a stopped process left (pid 999999 on some-node)" in capsys.readouterr().err
+    assert not (run / LOCK_FILE).exists()  # released cleanly
+
+
+def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    real = checkpoint_module.save_file
+    calls = []
+
+    def save_file(tensors, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(tensors, path)
+
+    monkeypatch.setattr(checkpoint_module, "save_file", save_file)
+    with pytest.raises(VlkdError, match=r"checkpoints/step-8: no space left on device .*previous state is kept"):
+        train(config(tmp_path, "d"), job_factory())
+    run = tmp_path / "d"
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-4"]  # no temp dir, step-4 intact
+    read_trainer_state(run / "checkpoints" / "step-4")
+    monkeypatch.setattr(checkpoint_module, "save_file", real)
+    train(config(tmp_path, "d", resume=True), job_factory())
+    assert (run / "final").is_dir()
+
+
+def test_disk_full_while_appending_metrics_is_one_line_naming_the_file(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(metrics_module, "open", full, raising=False)
+    with pytest.raises(VlkdError, match=r"metrics.jsonl: no space left on device"):
+        train(config(tmp_path, "mj"), job_factory())
 
 
 def test_batch_not_divisible_by_accumulation_is_rejected(tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pickle
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from vlkd.cli import main
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import load_tokenizer
-from vlkd.errors import VlkdError
+from vlkd.errors import Preempted, VlkdError
 from vlkd.eval.teacher_targets import (
     TeacherTargets,
     load_frozen_teacher,
@@ -26,6 +29,7 @@ from vlkd.eval.teacher_targets import (
     teacher_token_targets,
     voken_bank,
 )
+from vlkd.lock import LOCK_FILE, DirLock
 from vlkd.losses.kd import nst, nst_gram
 from vlkd.losses.voken import assign_vokens
 from vlkd.recipes import load_config, run_training
@@ -238,3 +242,47 @@ def test_three_shards_then_merge_give_the_bytes_of_one_run(full: Path, teacher_r
     assert main(["merge-shards", str(out)]) == 0
     assert tree_bytes(out) == tree_bytes(full)
     assert not (tmp_path / "sharded.shards").exists()
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_a_rerun_continues(full: Path, teacher_run: Path, store: TokenStore,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tt.teacher_token_targets
+    calls = []
+
+    def signal_on_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends before it kills the job
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tt, "teacher_token_targets", signal_on_second_batch)
+    out = tmp_path / "stopped"
+    with pytest.raises(Preempted, match=r"SIGTERM: stopped after 16 of .* blocks .*run the same command again"):
+        prepare_teacher_targets(teacher_run, store.path, out, vokens=True, batch_size=8, progress=False)
+    assert json.loads((out / "progress.json").read_text())["blocks_done"] == 16
+    assert not (out / LOCK_FILE).exists()
+    monkeypatch.setattr(tt, "teacher_token_targets", real)
+    prepare_teacher_targets(teacher_run, store.path, out, vokens=True, batch_size=8, progress=False)
+    for name in ("targets.f16", "vokens.i32"):
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name
+
+
+def test_one_build_per_output_directory(teacher_run: Path, store: TokenStore, tmp_path: Path) -> None:
+    out = tmp_path / "locked"
+    with DirLock(out):
+        with pytest.raises(VlkdError, match=rf"{out}: in use by another vlkd process \(pid {os.getpid()}"):
+            prepare_teacher_targets(teacher_run, store.path, out, batch_size=8, progress=False)
+
+
+def test_a_disk_too_small_for_the_arrays_is_one_line_before_any_work(teacher_run: Path, store: TokenStore,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tt.os, "posix_fallocate", full_disk)
+    out = tmp_path / "small-disk"
+    with pytest.raises(VlkdError, match=r"targets.f16: no space left on device"):
+        prepare_teacher_targets(teacher_run, store.path, out, batch_size=8, progress=False)
+    assert (out / "targets.f16").stat().st_size == 0  # nothing reserved, nothing computed

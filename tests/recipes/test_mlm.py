@@ -83,17 +83,21 @@ def test_bad_training_input_is_one_line_exit_2(token_store: Path, tmp_path: Path
         assert not out.exists()
 
 
-def test_truncated_checkpoint_on_resume_is_one_line_exit_2(token_store: Path, tmp_path: Path) -> None:
+def test_truncated_checkpoints_on_resume_are_named_and_none_intact_is_exit_2(token_store: Path,
+                                                                            tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["train", "mlm-tiny", f"data.train={token_store}", f"output_dir={out}", "batch_size=8", "save_every=2",
             "log_every=2", "eval_batches=1", *TINY]
     assert run_cli(*args, "max_steps=4").returncode == 0
-    weights = out / "checkpoints" / "step-4" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
+    for step in (2, 4):  # every checkpoint truncated: resume has nothing intact to fall back to
+        weights = out / "checkpoints" / f"step-{step}" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
     result = run_cli(*args, "max_steps=6", "resume=true")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[-1] == f"vlkd: error: {weights}: checkpoint file is truncated or altered (1000 bytes, expected " \
-                        f"{lines[-1].split('expected ')[1]}"
+    assert f"vlkd: checkpoint step-4 is unusable: {weights}: checkpoint file is truncated or altered (1000 bytes, " \
+           "expected" in result.stderr
+    assert lines[-1].startswith(f"vlkd: error: {out / 'checkpoints'}: no intact checkpoint to resume from "
+                                "(step-4, step-2 unusable")
     assert len([line for line in lines if line.startswith("vlkd: error")]) == 1
     assert not (out / "checkpoints" / "step-6").exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,9 +23,10 @@ from tests.test_shards import tree_bytes
 from tests.video.test_decode import write_video
 from vlkd.cli import main
 from vlkd.data.world.generate import build_world
-from vlkd.errors import VlkdError
+from vlkd.errors import Preempted, VlkdError
+from vlkd.lock import DirLock
 from vlkd.video.backbones import SPECS, load_backbone
-from vlkd.video.extract import extract_features
+from vlkd.video.extract import Plan, Writer, extract_features
 
 SMALL = ["--appearance-size", "32", "--motion-size", "32", "--workers", "1", "--device", "cpu"]
 
@@ -212,3 +215,40 @@ def test_three_shards_then_merge_give_the_bytes_of_one_run(videos: Path, tmp_pat
     assert main(["merge-shards", str(out)]) == 0
     assert tree_bytes(out) == tree_bytes(whole)
     assert (out / "failed.txt").read_text().count("\n") == 4
+
+
+def test_sigterm_finishes_the_video_in_hand_and_a_rerun_continues(videos: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{videos}/video{i}.mp4\n" for i in range(3)))
+    real = Writer.write
+
+    def write_then_signal(self, vid, app, mot):
+        real(self, vid, app, mot)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives after the first video is written
+
+    monkeypatch.setattr(Writer, "write", write_then_signal)
+    out = tmp_path / "stopped"
+    kwargs = dict(layout="howto100m", appearance_size=32, motion_size=32, workers=0, device="cpu", progress=False)
+    with pytest.raises(Preempted, match=r"SIGTERM: stopped with 1 of 3 videos done .*run the same command again"):
+        extract_features(listing, out, **kwargs)
+    assert sorted(p.name for p in (out / "2d").iterdir()) == ["video0.npy"]
+    monkeypatch.setattr(Writer, "write", real)
+    assert extract_features(listing, out, **kwargs) == {"videos": 3, "extracted": 2, "skipped": 1, "failed": 0}
+    with DirLock(out):  # one extraction per output directory
+        with pytest.raises(VlkdError, match=rf"{out}: in use by another vlkd process \(pid {os.getpid()}"):
+            extract_features(listing, out, **kwargs)
+
+
+def test_disk_full_while_writing_features_keeps_no_partial_file(videos: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(file, array, *args, **kwargs):
+        file.write(b"\x93NUMPY partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    out = tmp_path / "full"
+    with pytest.raises(VlkdError, match=r"3d/video0.npy: no space left on device"):
+        Writer(out, Plan("howto100m", "mobilenet_v2", "flow", 32, 32), ["video0"]).write(
+            "video0", np.zeros((2, 4)), np.zeros((3, 4)))
+    assert list(out.rglob("*.npy*")) == [] and not list(out.rglob(".*"))

@@ -1,8 +1,10 @@
-"""Checkpoints: `checkpoints/step-N/` written atomically (temp dir + rename) with a size manifest, so a
-kill -9 never leaves a half-written checkpoint where resume would look, and truncation is detected."""
+"""Checkpoints: `checkpoints/step-N/` written atomically (temp dir + rename) with a manifest of each file's
+size and sha256, so a kill -9 never leaves a half-written checkpoint where resume would look, and
+truncation or flipped bytes are detected (docs/run-directory.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -58,6 +60,20 @@ def trained_state(module: torch.nn.Module, frozen: Sequence[torch.nn.Module] = (
     return {names[0]: state[names[0]] for names in _storage_groups(module, frozen)[0]}
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a Python file, so a full disk surfaces as the OSError behind torch's error."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+
+
 def save_checkpoint(
     path: Path,
     *,
@@ -77,11 +93,14 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
         save_file({k: v.detach().contiguous() for k, v in trained_state(module, frozen).items()},
                   str(tmp / "model.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
         for rank, state in enumerate(rngs):
-            torch.save(state, tmp / f"rng-{rank}.pt")
-        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+            _torch_save(state, tmp / f"rng-{rank}.pt")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.iterdir())}
         trainer_state = {**trainer_state, "files": files}
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
             json.dump(trainer_state, f, indent=2, sort_keys=True)
@@ -108,20 +127,28 @@ def drop_optimizer_state(run_dir: Path) -> int:
     return freed
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints (those with a state file), oldest first. Temp dirs are ignored."""
+def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """Every `checkpoints/step-N` directory, complete or not, oldest first. Temp dirs are ignored."""
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
     found = []
     for child in root.iterdir():
         match = _STEP_DIR.match(child.name)
-        if match and (child / STATE_FILE).is_file():
+        if match and child.is_dir():
             found.append((int(match.group(1)), child))
     return sorted(found)
 
 
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (those with a state file), oldest first. Temp dirs are ignored."""
+    return [(step, path) for step, path in checkpoint_dirs(run_dir) if (path / STATE_FILE).is_file()]
+
+
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Keep the newest `keep` (at least 1) complete checkpoints; drop temp dirs a killed writer left."""
+    if keep < 1:
+        raise VlkdError(f"config key 'keep_checkpoints' must be at least 1, got {keep}")
     for _, path in list_checkpoints(run_dir)[:-keep]:
         remove_path(path)
     for stale in (run_dir / "checkpoints").glob(".step-*.tmp-*"):
@@ -129,28 +156,38 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
 
 
 def read_trainer_state(path: Path) -> dict[str, Any]:
-    """Read and verify a checkpoint's state file and manifest (file sizes)."""
+    """Read and verify a checkpoint's state file and manifest: every listed file present, of its size and
+    (checkpoints written since checksums were added) of its sha256. A VlkdError names the bad file."""
     state_file = path / STATE_FILE
+    if not state_file.is_file():
+        raise VlkdError(f"incomplete checkpoint: no {STATE_FILE}", path)
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        files = state["files"]
+        if not isinstance(files, dict) or not files:
+            raise TypeError
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise VlkdError("checkpoint state file is unreadable or malformed", state_file) from None
-    for name, size in state.get("files", {}).items():
+    for name, entry in files.items():
+        size, digest = (entry, None) if isinstance(entry, int) else (entry.get("bytes"), entry.get("sha256"))
         file = path / name
         if not file.is_file():
             raise VlkdError("checkpoint file is missing", file)
         if file.stat().st_size != size:
             raise VlkdError(f"checkpoint file is truncated or altered ({file.stat().st_size} bytes, "
                             f"expected {size})", file)
+        if digest is not None and file_sha256(file) != digest:
+            raise VlkdError("checkpoint file is corrupt (sha256 differs from the manifest's)", file)
     return state
 
 
 def load_checkpoint(
     path: Path, *, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rank: int,
-    frozen: Sequence[torch.nn.Module] = (),
+    frozen: Sequence[torch.nn.Module] = (), state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Restore module, optimizer, scheduler and this process's RNG; returns the trainer state."""
-    state = read_trainer_state(path)
+    """Restore module, optimizer, scheduler and this process's RNG; returns the trainer state. `state`:
+    the checkpoint's already verified state (read_trainer_state), to skip a second verification."""
+    state = read_trainer_state(path) if state is None else state
     current = path / "model.safetensors"
     try:
         _load_trained(module, frozen, current)

@@ -3,7 +3,9 @@
 Accelerate runs the same loop on CPU, one GPU, or `accelerate launch` over N GPUs/nodes; autocast on
 GPU (bf16, or fp16 with a grad scaler); gradient accumulation; clipping; AdamW without decay on biases
 and norms; warmup + decay schedule; atomic checkpoints with exact resume; metrics.jsonl; progress bar;
-validation on a held-out set.
+validation on a held-out set. Fault tolerance (docs/run-directory.md): one process per run directory (a
+lock), SIGTERM/SIGUSR1 -> a checkpoint at the next step boundary and exit code 75, corrupt checkpoints
+skipped on resume in favour of the newest intact one, and `on_nonfinite: stop|skip`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -27,15 +29,19 @@ from transformers import get_scheduler
 from vlkd.config import TrainConfig, dump_yaml, to_dict
 from vlkd.engine.batches import Collate, ShardedBatches
 from vlkd.engine.checkpoint import (
+    checkpoint_dirs,
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    read_trainer_state,
     rng_state,
     save_checkpoint,
 )
 from vlkd.engine.metrics import MetricsLog
-from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from vlkd.errors import Preempted, VlkdError
+from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
+from vlkd.lock import DirLock
+from vlkd.preempt import StopSignals, ignore_stop_signals
 from vlkd.rundir import load_run_config
 
 
@@ -103,9 +109,11 @@ def _default_count_tokens(batch: dict[str, torch.Tensor]) -> int:
 
 
 def _check_run_dir(out: Path, resume: bool) -> None:
+    """A directory holds a run once it has a checkpoint (complete or not) or final/. What a run stopped
+    before its first checkpoint leaves (config.yaml, metrics.jsonl) does not count: a new run replaces it."""
     if resume:
         return
-    if (out / "config.yaml").exists() or list_checkpoints(out) or (out / "final").exists():
+    if checkpoint_dirs(out) or (out / "final").exists():
         raise VlkdError("output_dir already holds a run: pass resume=true to continue it, or choose another "
                         "output_dir", out)
 
@@ -146,6 +154,9 @@ class Trainer:
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=acc.is_main_process)
         self.step = 0
         self.micro_step = 0
+        self.saved_step = -1  # the step of the newest checkpoint on disk
+        self.nonfinite_in_row = 0
+        self.stop = StopSignals()
 
     def _make_scheduler(self, optimizer: torch.optim.Optimizer, warmup: int) -> Any:
         config = self.config
@@ -166,21 +177,50 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _resume(self) -> None:
-        found = list_checkpoints(self.out)
-        if not found:
+        acc = self.accelerator
+        choice: list[Any] = [self._newest_intact() if acc.is_main_process else None]
+        if acc.num_processes > 1:
+            broadcast_object_list(choice)
+        if choice[0] is None:
             self._say("resume: no checkpoint found, starting from step 0")
             return
-        step, path = found[-1]
-        state = load_checkpoint(path, module=self.accelerator.unwrap_model(self.module), frozen=self.job.frozen,
-                                optimizer=self.optimizer, scheduler=self.scheduler,
-                                rank=self.accelerator.process_index)
+        path, state = Path(choice[0][0]), choice[0][1]
+        state = load_checkpoint(path, module=acc.unwrap_model(self.module), frozen=self.job.frozen,
+                                optimizer=self.optimizer, scheduler=self.scheduler, rank=acc.process_index,
+                                state=state)
         self.step, self.micro_step = state["step"], state["micro_step"]
         if not state.get("optimizer_state", True) and self.step < self.max_steps:
             raise VlkdError(f"the run finished without keeping its optimizer state, so it cannot continue to "
                             f"{self.max_steps} steps; start a new run from {self.out / 'final'} (or keep_optimizer: "
                             "true next time)", path)
-        self.metrics.trim_after(self.step)
+        self.saved_step = self.step
+        self.nonfinite_in_row = state.get("nonfinite_in_row", 0)
+        self.metrics.trim_after(self.step, say=self._say)
         self._say(f"resumed from {path} (step {self.step})")
+
+    def _newest_intact(self) -> tuple[str, dict[str, Any]] | None:
+        """The newest checkpoint whose manifest checks out (sizes and sha256). Newer unusable ones are
+        named and moved aside to `step-N.corrupt`; if none is intact the run stops, naming them."""
+        bad: list[Path] = []
+        for _, path in reversed(checkpoint_dirs(self.out)):
+            try:
+                state = read_trainer_state(path)
+            except VlkdError as e:
+                self._say(f"checkpoint {path.name} is unusable: {e}")
+                bad.append(path)
+                continue
+            for corrupt in bad:
+                aside = corrupt.with_name(corrupt.name + ".corrupt")
+                remove_path(aside)
+                corrupt.rename(aside)
+                self._say(f"moved {corrupt.name} aside to {aside}")
+            if bad:
+                self._say(f"falling back to {path.name}, the newest intact checkpoint")
+            return str(path), state
+        if bad:
+            raise VlkdError(f"no intact checkpoint to resume from ({', '.join(p.name for p in bad)} unusable, "
+                            "reasons above); remove them to start again from step 0", self.out / "checkpoints")
+        return None
 
     def _save(self) -> None:
         acc = self.accelerator
@@ -191,8 +231,10 @@ class Trainer:
                             optimizer=self.optimizer,
                             scheduler=self.scheduler,
                             trainer_state={"step": self.step, "micro_step": self.micro_step,
-                                           "max_steps": self.max_steps, "rng": rngs})
+                                           "max_steps": self.max_steps, "nonfinite_in_row": self.nonfinite_in_row,
+                                           "rng": rngs})
             prune_checkpoints(self.out, self.config.keep_checkpoints)
+        self.saved_step = self.step
         acc.wait_for_everyone()
 
     # -- evaluation --------------------------------------------------------------------------------
@@ -257,15 +299,29 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self) -> Path:
+        """Train under the run directory's lock, with SIGTERM/SIGUSR1 turned into a stop at a step boundary."""
+        lock = DirLock(self.out) if self.accelerator.is_main_process else contextlib.nullcontext()
+        with lock, self.stop:
+            if isinstance(lock, DirLock) and lock.stale:
+                self._say(f"took over the lock a stopped process left ({lock.stale})")
+            _check_run_dir(self.out, self.config.resume)  # again, now that the directory is ours
+            return self._fit()
+
+    def _fit(self) -> Path:
         acc, config = self.accelerator, self.config
         if config.resume:
             self._resume()
         if acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.step == 0:  # a fresh start: drop what an attempt without a checkpoint left
+                self.metrics.reset()
+                remove_path(self.out / "best")
+                remove_path(self.out / "results.json")
             if config.resume and (self.out / "config.yaml").is_file():
                 self._note_config_changes()
             write_text_atomic(self.out / "config.yaml", dump_yaml(config))
-        if self.step >= self.max_steps and (self.out / "final").is_dir():
+        # complete once results.json is written (after final/): a kill between the two redoes the finish
+        if self.step >= self.max_steps and (self.out / "final").is_dir() and (self.out / "results.json").is_file():
             self._say(f"run already complete at step {self.step}: {self.out / 'final'}")
             if self.job.finish is not None:
                 self.job.finish(self.out)
@@ -280,7 +336,7 @@ class Trainer:
         # Its own generator: creating the iterator must not draw from the global RNG (exact resume).
         loader = DataLoader(self.batches, batch_size=None, sampler=range(self.micro_step, total_micro),
                             num_workers=config.num_workers, pin_memory=acc.device.type == "cuda",
-                            generator=torch.Generator())
+                            generator=torch.Generator(), worker_init_fn=ignore_stop_signals)
         batches = iter(loader)
         count_tokens = self.job.count_tokens or _default_count_tokens
         bar = tqdm(total=self.max_steps, initial=self.step, desc=config.task, dynamic_ncols=True,
@@ -290,9 +346,12 @@ class Trainer:
 
         sums: dict[str, torch.Tensor] = {}
         tokens, t0, grad_norm = 0, time.perf_counter(), torch.tensor(0.0)
-        interval_steps = 0
+        interval_steps = skipped = 0
         self._train_mode()
         while self.step < self.max_steps:
+            if self._stop_requested():  # at a step boundary: save (unless just saved) and stop
+                self._preempt(sums)
+            step_sums: dict[str, torch.Tensor] = {}
             for a in range(config.grad_accum):
                 batch = _to_device(next(batches), acc.device)
                 tokens += count_tokens(batch)
@@ -301,23 +360,34 @@ class Trainer:
                     losses = self.module(batch)
                     acc.backward(losses["loss"] / config.grad_accum)
                 for key, value in losses.items():
-                    sums[key] = sums.get(key, 0) + value.detach().float() / config.grad_accum
+                    step_sums[key] = step_sums.get(key, 0) + value.detach().float() / config.grad_accum
                 self.micro_step += 1
             self.lr = self.scheduler.get_last_lr()[0]  # the rate this step uses
-            if config.max_grad_norm > 0:
-                grad_norm = acc.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
+            skip = config.on_nonfinite == "skip" and not self._finite_everywhere(step_sums["loss"])
+            if not skip:
+                if config.max_grad_norm > 0:
+                    grad_norm = acc.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
+                self.optimizer.step()
+                for key, value in step_sums.items():
+                    sums[key] = sums.get(key, 0) + value
+            self.scheduler.step()  # a skipped step still counts: the schedule and the data order move on
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             interval_steps += 1
             bar.update(1)
+            if skip:
+                skipped += 1
+                self._skipped_nonfinite(step_sums)
+            else:
+                self.nonfinite_in_row = 0
 
             last = self.step == self.max_steps
             if self.step % config.log_every == 0 or last:
-                record = self._log_train(sums, interval_steps, tokens, time.perf_counter() - t0, grad_norm)
-                bar.set_postfix(loss=f"{record['loss']:.4g}")
-                sums, tokens, t0, interval_steps = {}, 0, time.perf_counter(), 0
+                record = self._log_train(sums, interval_steps - skipped, skipped, tokens, time.perf_counter() - t0,
+                                         grad_norm)
+                if "loss" in record:
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                sums, tokens, t0, interval_steps, skipped = {}, 0, time.perf_counter(), 0, 0
             if self.eval_every and self.step % self.eval_every == 0 and not last:
                 self._log_eval()
             if self.step % config.save_every == 0 or last:
@@ -336,14 +406,18 @@ class Trainer:
             self._say("note: config differs from the saved run: " + ", ".join(
                 f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed))
 
-    def _log_train(self, sums: dict[str, torch.Tensor], steps: int, tokens: int, seconds: float,
+    def _log_train(self, sums: dict[str, torch.Tensor], steps: int, skipped: int, tokens: int, seconds: float,
                    grad_norm: torch.Tensor) -> dict[str, Any]:
+        """One train record: the losses averaged over the interval's `steps` updated steps (skipped ones
+        are counted in `nonfinite_skipped` with on_nonfinite=skip)."""
         acc = self.accelerator
         keys = sorted(sums)
-        means = acc.reduce(torch.stack([sums[k] / steps for k in keys]), reduction="mean").tolist()
+        means = acc.reduce(torch.stack([sums[k] / steps for k in keys]), reduction="mean").tolist() if keys else []
         record: dict[str, Any] = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4)}
         record.update(zip(keys, means))
         self._check_finite(dict(zip(keys, means)))
+        if self.config.on_nonfinite == "skip":
+            record["nonfinite_skipped"] = skipped
         record["lr"] = self.lr
         record["grad_norm"] = float(grad_norm)
         record["tokens_per_s"] = tokens * acc.num_processes / max(seconds, 1e-9)
@@ -354,10 +428,50 @@ class Trainer:
     def _check_finite(self, values: dict[str, Any]) -> None:
         bad = {k: float(v) for k, v in values.items() if not math.isfinite(float(v))}
         if bad:
-            saved = list_checkpoints(self.out)
-            where = f"last good checkpoint: {saved[-1][1]}" if saved else "no checkpoint was written"
             raise VlkdError(f"non-finite loss at step {self.step} ({', '.join(f'{k}={v}' for k, v in bad.items())}); "
-                            f"stopped without saving, {where}. Try a lower lr or precision=fp32")
+                            f"stopped without saving, {self._where()}. Try a lower lr, precision=fp32 or "
+                            "on_nonfinite=skip")
+
+    def _where(self) -> str:
+        saved = list_checkpoints(self.out)
+        if saved:
+            return f"last good checkpoint: {saved[-1][1]} (continue with resume=true)"
+        return "no checkpoint was written (the same output_dir can be used again)"
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """Whether this step's loss is finite on every process (one host sync per step: skip mode only)."""
+        bad = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return bool(bad.item() == 0)
+
+    def _skipped_nonfinite(self, losses: dict[str, torch.Tensor]) -> None:
+        self.nonfinite_in_row += 1
+        values = ", ".join(f"{k}={float(v):.4g}" for k, v in sorted(losses.items()))
+        self._say(f"step {self.step}: non-finite loss ({values}), update skipped ({self.nonfinite_in_row} in a row)")
+        if self.nonfinite_in_row > self.config.max_nonfinite:
+            raise VlkdError(f"{self.nonfinite_in_row} non-finite steps in a row at step {self.step} (more than "
+                            f"max_nonfinite={self.config.max_nonfinite}); stopped without saving, {self._where()}. "
+                            "Try a lower lr or precision=fp32")
+
+    def _stop_requested(self) -> str | None:
+        """The stop signal's name if any process received one (every process must agree to stop together)."""
+        name = self.stop.requested
+        acc = self.accelerator
+        if acc.num_processes > 1:
+            flag = acc.reduce(torch.tensor([1.0 if name else 0.0], device=acc.device), reduction="sum")
+            name = (name or "a stop signal (another process)") if flag.item() > 0 else None
+        return name
+
+    def _preempt(self, sums: dict[str, torch.Tensor]) -> None:
+        """Save a checkpoint at this step boundary (unless one is there already) and stop with Preempted."""
+        signal_name = self.stop.requested or "a stop signal (another process)"
+        if self.step > 0 and self.saved_step != self.step:
+            self._check_finite(sums)
+            self._save()
+        where = (f"checkpoint {self.out / 'checkpoints' / f'step-{self.step}'}" if self.step > 0
+                 else "before the first step, nothing to save")
+        raise Preempted(f"{signal_name} at step {self.step} of {self.max_steps}: {where}; continue with resume=true")
 
     def _finish(self) -> None:
         acc = self.accelerator

@@ -11,10 +11,15 @@ Layout of a cache directory OUT::
 with L = block_size + 2: the teacher sees the clean `[CLS] block [SEP]` (no masking, no attention mask).
 A distillation run reads the rows of its blocks by index (`TeacherTargets.gather`) and never runs the
 teacher; `TeacherTargets.check` refuses a cache built for another store, block size or teacher.
+
+One build at a time per OUT (a lock file); SIGTERM or SIGUSR1 finishes the batch in hand, records it in
+progress.json and stops (exit code 75); a re-run continues. The arrays are allocated up front, so a disk
+too small for them is a one-line error before any work, not a crash halfway.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -30,8 +35,10 @@ from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
-from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic
+from vlkd.errors import Preempted, VlkdError
+from vlkd.io import atomic_path, disk_full_error, read_json, remove_path, write_json_atomic
+from vlkd.lock import LOCK_FILE, DirLock
+from vlkd.preempt import StopSignals
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
@@ -157,6 +164,13 @@ def _open_array(path: Path, dtype: str, shape: tuple[int, ...], fresh: bool) -> 
     if fresh:
         with open(path, "wb") as f:
             f.truncate(nbytes)
+            try:  # reserve the blocks now: a full disk later would kill the process (SIGBUS) mid-write
+                os.posix_fallocate(f.fileno(), 0, nbytes)
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    f.truncate(0)
+                    raise disk_full_error(path) from None
+                # a file system without fallocate: stay sparse
     elif not path.is_file() or path.stat().st_size != nbytes:
         raise VlkdError(f"missing or wrong-sized file (expected {nbytes} bytes); pass --overwrite to rebuild", path)
     return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
@@ -220,19 +234,32 @@ def prepare_teacher_targets(
         "bytes": target_bytes + voken_bytes,
     }
 
-    done = 0
-    fresh = True
-    lo, hi = (0, n) if shard is None else shard.span(n, batch_size)
     if shard is not None:
         if overwrite:
             remove_path(shard_dir(out, shard))
         out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size})
         if finished is not None:
             return finished["meta"]
+    with DirLock(out), StopSignals() as signals:
+        return _build(out, plan, store, teacher, teacher_run, vokens, form, row_shape, target_bytes, voken_bytes,
+                      batch_size, overwrite, progress, signals, shard)
+
+
+def _build(out: Path, plan: dict[str, Any], store: TokenStore, teacher: VideoTextTeacher, teacher_run: str | os.PathLike,
+           vokens: bool, form: str, row_shape: tuple[int, ...], target_bytes: int, voken_bytes: int, batch_size: int,
+           overwrite: bool, progress: bool, signals: StopSignals, shard: Shard | None) -> dict[str, Any]:
+    """The build proper, under OUT's (or the shard directory's) lock and with stop signals caught (see
+    prepare_teacher_targets)."""
+    n, seq_len = store.num_blocks, plan["seq_len"]
+    cls_id, sep_id = store.special_ids["cls"], store.special_ids["sep"]
+    done = 0
+    fresh = True
+    lo, hi = (0, n) if shard is None else shard.span(n, batch_size)
+    if shard is not None:
         if (out / PROGRESS_FILE).is_file():  # begin_shard checked that the same arguments made it
             done = int(read_json(out / PROGRESS_FILE)["blocks_done"])
             fresh = done == 0
-    elif out.exists() and not overwrite:
+    elif not overwrite:
         if (out / META_FILE).is_file():
             existing = read_json(out / META_FILE)
             if _identity(existing) == _identity(plan):
@@ -246,13 +273,15 @@ def prepare_teacher_targets(
                                 "pass --overwrite to start again", out)
             done = int(state["blocks_done"])
             fresh = done == 0  # nothing computed yet: (re)allocate the arrays
-        elif out.is_dir() and not any(out.iterdir()):
+        elif out.is_dir() and all(p.name == LOCK_FILE for p in out.iterdir()):
             pass
         else:
             raise VlkdError("output exists and is not a teacher-targets directory; pass --overwrite to replace it",
                             out)
-    elif out.exists():
-        remove_path(out)
+    else:
+        for child in out.iterdir():
+            if child.name != LOCK_FILE:
+                remove_path(child)
 
     shape_text = (f"{n} blocks" if shard is None else f"shard {shard}: blocks {lo}-{hi - 1} of {n}") + " x " + " x ".join(str(d) for d in row_shape)
     extra = f" + vokens int32 {_human(voken_bytes)}" if vokens else ""
@@ -287,11 +316,17 @@ def prepare_teacher_targets(
                 if voken_ids is not None:
                     voken_ids[start:stop] = assign_vokens(t.float(), bank).cpu().numpy().astype(np.int32)
                 bar.update(stop - start)
+                if signals.requested:
+                    end = stop
+                    break
             targets.flush()
             if voken_ids is not None:
                 voken_ids.flush()
             done = end
             _save_progress(out, plan, done)
+            if signals.requested and done < rows:
+                raise Preempted(f"{signals.requested}: stopped after {done:,} of {rows:,} blocks in {out} (progress "
+                                "saved); run the same command again to continue")
 
     del targets, voken_ids
     if shard is None:

@@ -29,7 +29,7 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, caption_query, retrieval_metrics
-from vlkd.io import read_json, write_json_atomic
+from vlkd.io import check_safetensors_dir, read_json, write_json_atomic
 from vlkd.models.student import KD_HEAD_DIR, KDHead, has_kd_head, load_kd_head
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
 from vlkd.rundir import FINAL
@@ -96,6 +96,7 @@ def _load_bert(path: Path) -> BertModel:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # an MLM checkpoint has no pooler, and we do not use one
     try:
+        check_safetensors_dir(path)
         return BertModel.from_pretrained(path, add_pooling_layer=False).eval()
     except (OSError, ValueError, RuntimeError) as e:
         raise VlkdError(f"cannot load the BERT ({type(e).__name__}: {str(e).splitlines()[0]})", path) from None

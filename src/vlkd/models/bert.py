@@ -16,6 +16,7 @@ import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from vlkd.errors import VlkdError
+from vlkd.io import check_safetensors_dir
 
 
 @dataclass
@@ -62,6 +63,7 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
     path = Path(mc.init_from)
     if not (path / "config.json").is_file():
         raise VlkdError("model.init_from: not a directory with config.json", path)
+    check_safetensors_dir(path)
     quiet = logging.getLogger("transformers.modeling_utils")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # a missing MLM head is expected for encoders; we say so ourselves

@@ -29,7 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vlkd.config import from_dict
 from vlkd.errors import VlkdError
-from vlkd.io import read_json
+from vlkd.io import check_safetensors, read_json
 from vlkd.rundir import model_dir
 
 
@@ -336,5 +336,6 @@ def load_dualvgr(run_or_model: str | Path, data_dir: Path | None = None) -> tupl
                         f"{data_dir / 'vocab.json'}", path / "vocab.json")
     info = read_json(path / "config.json")
     model = DualVGR(from_dict(DualVGRConfig, info["model"]), info["vocab_size"], info["num_answers"])
+    check_safetensors(path / "model.safetensors")
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     return model.eval(), path

@@ -19,6 +19,7 @@ from transformers import (AutoModelForMultipleChoice, AutoModelForQuestionAnswer
 
 from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
 from vlkd.errors import VlkdError
+from vlkd.io import check_safetensors_dir
 
 INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -42,6 +43,7 @@ def load_pretrained(path: str | Path, spec: TaskSpec | None = None) -> PreTraine
     path = Path(path)
     if not (path / "config.json").is_file():
         raise VlkdError("model: not a directory with config.json (a save_pretrained output)", path)
+    check_safetensors_dir(path)
     kwargs: dict = {}
     cls = AutoModelForSequenceClassification
     if spec is not None and spec.kind in (CLASSIFY, REGRESS):

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vlkd.errors import VlkdError
+from vlkd.io import check_safetensors
 
 KD_HEAD_DIR = "kd_head"
 
@@ -76,5 +77,6 @@ def load_kd_head(final_dir: Path) -> KDHead:
                         "kd_head/model.safetensors)", path)
     cfg = KDHeadConfig(**json.loads((path / "config.json").read_text(encoding="utf-8")))
     head = KDHead(cfg)
+    check_safetensors(path / "model.safetensors")
     head.load_state_dict(load_file(str(path / "model.safetensors")))
     return head.eval()

@@ -22,6 +22,7 @@ from torch import nn
 from transformers import BertForMaskedLM
 
 from vlkd.errors import VlkdError
+from vlkd.io import check_safetensors_dir
 from vlkd.models.bert import encode
 
 
@@ -105,6 +106,8 @@ def load_teacher(final_dir: str | Path) -> VideoTextTeacher:
                    final_dir / "video" / "model.safetensors"):
         if not needed.is_file():
             raise VlkdError("not a teacher run's final/ directory (missing file)", needed)
+    check_safetensors_dir(final_dir / "text")
+    check_safetensors_dir(final_dir / "video")
     text = BertForMaskedLM.from_pretrained(final_dir / "text")
     cfg = VideoTowerConfig(**json.loads((final_dir / "video" / "config.json").read_text(encoding="utf-8")))
     teacher = VideoTextTeacher(text, cfg)

@@ -16,7 +16,8 @@ Layouts (docs/formats.md):
 
 Resume: a re-run skips finished videos (their files exist) and produces the same bytes as one
 uninterrupted run (each video's chunks and batches depend on that video only). A video that cannot be
-read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run.
+read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run. SIGTERM or SIGUSR1
+finishes the video in hand and stops (exit code 75, resumable); one process at a time per OUT (a lock).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vlkd.data.videoqa.prepare import read_mapping
-from vlkd.errors import VlkdError
+from vlkd.errors import Preempted, VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from vlkd.lock import DirLock
+from vlkd.preempt import StopSignals, ignore_stop_signals
 from vlkd.shards import Shard, ShardSet, begin_shard, digest, finish_shard, link_or_copy
 from vlkd.video.backbones import FeatureModel, load_backbone
 from vlkd.video.decode import FrameSize, iter_frames, probe
@@ -274,8 +277,6 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     With `shard` K/N: only the K-th of N contiguous ranges of the videos (in listing order), into
     OUT.shards/K-of-N/ (resumable the same way; HCRN parts are kept for the merge); `merge_feature_shards`
     then writes OUT."""
-    from tqdm import tqdm
-
     if layout not in ("howto100m", "hcrn"):
         raise VlkdError(f"unknown layout {layout!r} (howto100m or hcrn)")
     if num_clips < 1:
@@ -309,6 +310,18 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
         out, finished = begin_shard(out, shard, SHARD_COMMAND, identity)
         if finished is not None:
             return finished["counts"]
+    with DirLock(out), StopSignals() as stop:
+        return _extract(out, paths, ids, meta, plan, app_model, mot_model, device, workers, progress, stop, videos,
+                        lo, hi, shard)
+
+
+def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Plan, app_model: FeatureModel,
+             mot_model: FeatureModel, device: str, workers: int, progress: bool, stop: StopSignals,
+             videos: str | os.PathLike, lo: int, hi: int, shard: Shard | None) -> dict:
+    """The extraction proper of videos lo..hi-1, under OUT's (or the shard directory's) lock and with stop
+    signals caught."""
+    from tqdm import tqdm
+
     meta_path = out / "meta.json"
     if meta_path.exists():
         if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
@@ -322,7 +335,7 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     failures: dict[int, str] = {}
     pending: dict[int, dict[str, list[np.ndarray]]] = {}
     loader = DataLoader(VideoChunks(paths, todo, plan), batch_size=None, num_workers=min(workers, len(todo)),
-                        prefetch_factor=4 if workers > 0 and todo else None)
+                        prefetch_factor=4 if workers > 0 and todo else None, worker_init_fn=ignore_stop_signals)
     bar = tqdm(total=hi - lo, initial=hi - lo - len(todo), desc="videos", unit="video", disable=not progress)
     torch.set_grad_enabled(False)
     for i, kind, payload in loader:
@@ -339,8 +352,14 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
             else:
                 writer.write(ids[i], np.concatenate(parts["app"]), np.concatenate(parts["mot"]))
             bar.update()
+            if stop.requested:  # the video in hand is written: stop here, a re-run continues
+                break
     bar.close()
     torch.set_grad_enabled(True)
+    if stop.requested:
+        finished = sum(writer.finished(ids[i]) for i in range(lo, hi))
+        raise Preempted(f"{stop.requested}: stopped with {finished} of {hi - lo} videos done in {out}; "
+                        "run the same command again to continue")
     lines = [f"{paths[i]}\t{failures[i]}\n" for i in sorted(failures)]
     if lines:
         write_text_atomic(out / "failed.txt", "".join(lines))
