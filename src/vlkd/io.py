@@ -78,3 +78,32 @@ def read_json(path: str | os.PathLike) -> Any:
         raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", path) from None
     except UnicodeDecodeError:
         raise VlkdError("not UTF-8 text", path) from None
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
+    """Refuse, before any work, an output directory that cannot be one: a regular file (or other non-directory)
+    at the path or at a parent, or a nearest existing parent without write permission. Returns the path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise VlkdError(f"{what} exists and is not a directory", path)
+    parent = path
+    while not parent.exists():
+        if parent.is_symlink():
+            raise VlkdError(f"{what}: dangling symbolic link", parent)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise VlkdError(f"{what}: {parent} is a file, not a directory", path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VlkdError(f"{what}: no permission to write in {parent}", path)
+    return path
+
+
+def check_output_prefix(prefix: str | os.PathLike, what: str = "output") -> Path:
+    """An output path without suffix (PREFIX.json, PREFIX.png): its folder must be usable (`check_output_dir`)
+    and PREFIX.json must not be a directory."""
+    prefix = Path(prefix)
+    check_output_dir(prefix.parent, f"{what} folder")
+    target = prefix.with_name(prefix.name + ".json")
+    if target.is_dir():
+        raise VlkdError(f"{what}: is a directory", target)
+    return prefix

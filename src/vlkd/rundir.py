@@ -30,7 +30,15 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise VlkdError("not a run directory (no config.yaml)", run_dir)
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
+    except UnicodeDecodeError:
+        raise VlkdError("not UTF-8 text", path) from None
+    if not isinstance(data, dict):
+        raise VlkdError("not a saved run config (a YAML mapping)", path)
+    return data
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

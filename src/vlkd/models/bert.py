@@ -15,6 +15,7 @@ from typing import ClassVar
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
+from vlkd.config import bounded
 from vlkd.errors import VlkdError
 
 
@@ -25,15 +26,20 @@ class ModelConfig:
 
     PRESETS: ClassVar[str] = "model"
 
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 512
-    vocab_size: int = 30522
-    max_position_embeddings: int = 512
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
+    hidden_size: int = bounded(128, ge=1)
+    num_layers: int = bounded(2, ge=1)
+    num_heads: int = bounded(2, ge=1)
+    intermediate_size: int = bounded(512, ge=1)
+    vocab_size: int = bounded(30522, ge=1)
+    max_position_embeddings: int = bounded(512, ge=1)
+    dropout: float = bounded(0.1, ge=0, lt=1)
+    attention_dropout: float = bounded(0.1, ge=0, lt=1)
     init_from: str | None = None
+
+    def check(self, prefix: str = "") -> None:
+        if self.hidden_size % self.num_heads:
+            raise VlkdError(f"config key '{prefix}hidden_size' ({self.hidden_size}) is not divisible by "
+                            f"{prefix}num_heads ({self.num_heads})")
 
 
 

@@ -25,7 +25,7 @@ from accelerate import PartialState
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.config import TrainConfig, apply_overrides, from_dict, validate
+from vlkd.config import TrainConfig, apply_overrides, bounded, from_dict, validate
 from vlkd.data.tasks.encode import PadCollate, encode_choices, encode_pairs
 from vlkd.data.tasks.glue import AX_FILE, AX_PREDICTIONS, NLI3, read_ax
 from vlkd.data.tasks.squad import Windows, encode_windows, extract_answers
@@ -44,11 +44,11 @@ from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
 class FinetuneData:
     task: str = ""  # cola sst2 mrpc qqp stsb mnli qnli rte wnli squad1 squad2 swag piqa tracie rt-polarity wiki-topic
     dir: str = ""  # the task's folder in its official layout
-    max_length: int = 0  # tokens per input; 0: the task's default (126 as the reference; SQuAD 384)
-    doc_stride: int = 128  # SQuAD: overlap between windows of a long context
-    max_answer_length: int = 30  # SQuAD: longest answer in tokens
-    n_best: int = 20  # SQuAD: start/end candidates per window
-    eval_batch_size: int = 64  # per process
+    max_length: int = bounded(0, ge=0)  # tokens per input; 0: the task's default (126 as the reference; SQuAD 384)
+    doc_stride: int = bounded(128, ge=1)  # SQuAD: overlap between windows of a long context
+    max_answer_length: int = bounded(30, ge=1)  # SQuAD: longest answer in tokens
+    n_best: int = bounded(20, ge=1)  # SQuAD: start/end candidates per window
+    eval_batch_size: int = bounded(64, ge=1)  # per process
     tokenizer: str = ""  # default: the model directory
 
 
@@ -62,7 +62,7 @@ class Config(TrainConfig):
     epochs: float = 3.0
     warmup: float = 0.1
     log_every: int = 20
-    seeds: list[int] = field(default_factory=list)  # several: one run per seed, mean and std reported
+    seeds: list[int] = bounded(default_factory=list, ge=0, lt=2**32)  # several: one run per seed, mean and std reported
 
 
 @dataclass
@@ -133,8 +133,12 @@ def load_task_data(config: Config) -> TaskData:
 
 
 def check(config: Config) -> None:
-    """Config rules checked before any data is read: a known downstream task."""
-    get_task(config.data.task)
+    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance."""
+    spec = get_task(config.data.task)
+    max_length = config.data.max_length or spec.max_length
+    if spec.kind == SPAN and config.data.doc_stride >= max_length:
+        raise VlkdError(f"config key 'data.doc_stride' ({config.data.doc_stride}) must be less than the window "
+                        f"data.max_length ({max_length})")
 
 
 def eval_metrics(config: Config) -> list[str]:

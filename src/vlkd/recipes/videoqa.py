@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
-from vlkd.config import TrainConfig
+from vlkd.config import TrainConfig, bounded
 from vlkd.data.videoqa.features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
 from vlkd.data.videoqa.prepare import load_vocab
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
@@ -43,13 +43,13 @@ class VideoQAData:
     appearance_file: str = APPEARANCE_FILE
     motion_file: str = MOTION_FILE
     drop_motion: bool = False  # ablation: motion features replaced by their mean (train and evaluation)
-    eval_batch_size: int = 256
+    eval_batch_size: int = bounded(256, ge=1)
 
 
 @dataclass
 class RegularizerWeights:
-    alpha: float = 100.0  # L_com
-    beta: float = 1e-6  # L_dep
+    alpha: float = bounded(100.0, ge=0)  # L_com
+    beta: float = bounded(1e-6, ge=0)  # L_dep
 
 
 OUTPUTS = ("appearance", "motion", "fused", "logits")  # what a KD term may compare, on either side
