@@ -17,7 +17,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with the house rule for bad input: one line on stderr (no usage block) and exit code 2."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"vlkd: error: {message} (see {self.prog} --help)\n")
 
 
 def number(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
@@ -505,7 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad option (2, one line printed by Parser.error)
+        return e.code if isinstance(e.code, int) else 2
     try:
         check_outputs(args)
         return args.func(args)

@@ -66,18 +66,36 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice (json keeps the last silently; we refuse)."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file, turning a missing or malformed file into a VlkdError."""
+    """Read a JSON file, turning a missing, malformed or non-UTF-8 file, or an object with a duplicate key
+    (where json would silently keep the last value), into a VlkdError."""
     path = Path(path)
     if not path.is_file():
         raise VlkdError("file not found", path)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_unique_object)
     except json.JSONDecodeError as e:
         raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", path) from None
-    except UnicodeDecodeError:
-        raise VlkdError("not UTF-8 text", path) from None
+    except DuplicateKey as e:
+        raise VlkdError(f"key {e.args[0]!r} appears twice in one JSON object", path) from None
+    except UnicodeDecodeError as e:
+        raise VlkdError(f"not UTF-8 text (invalid byte at offset {e.start})", path) from None
+    except RecursionError:
+        raise VlkdError("malformed JSON (nested too deeply)", path) from None
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:

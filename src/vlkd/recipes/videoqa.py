@@ -26,7 +26,7 @@ from torch import nn
 
 from vlkd.config import TrainConfig, bounded
 from vlkd.data.videoqa.features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
-from vlkd.data.videoqa.prepare import load_vocab
+from vlkd.data.videoqa.prepare import load_glove_matrix, load_vocab
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
@@ -159,7 +159,13 @@ def build(config: Config) -> Job:
     check(config)
     data_dir = Path(config.data.path)
     meta, vocab = read_json(data_dir / "meta.json"), load_vocab(data_dir)
-    glove = np.load(data_dir / "glove.npy", allow_pickle=False)
+    glove = load_glove_matrix(data_dir)
+    if glove.shape[0] != len(vocab["question_token_to_idx"]):
+        raise VlkdError(f"has {glove.shape[0]} rows but the question vocabulary has "
+                        f"{len(vocab['question_token_to_idx'])} words", data_dir / "glove.npy")
+    if meta.get("num_answers") != len(vocab["answer_token_to_idx"]):
+        raise VlkdError(f"num_answers {meta.get('num_answers')!r} differs from the answer vocabulary's "
+                        f"{len(vocab['answer_token_to_idx'])} entries", data_dir / "meta.json")
     features = HCRNFeatures(config.data.features, config.data.appearance_file, config.data.motion_file)
     model_config = _model_config(config, features, glove, data_dir)
     config.model = model_config  # saved with the run: the sizes it really has
