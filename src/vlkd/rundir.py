@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,12 @@ def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> 
         if all((candidate / name).is_file() for name in required):
             return candidate
     raise VlkdError(f"no {what} here (expected best/ or final/ with {', '.join(required)})", path)
+
+
+def resolve_model_dir(run_or_model: str | Path, *required: str, what: str = "model", key: str = "--model") -> Path:
+    """`model_dir`; when given a run directory, says on stderr (one line) which of its models is used."""
+    chosen = model_dir(run_or_model, *required, what=what)
+    if chosen != Path(run_or_model):
+        why = "the model chosen on validation" if chosen.name == BEST else "the model at the last step"
+        print(f"vlkd: {key} {run_or_model} is a run directory: using {chosen} ({why})", file=sys.stderr)
+    return chosen

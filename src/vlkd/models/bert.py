@@ -17,6 +17,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from vlkd.config import bounded
 from vlkd.errors import VlkdError
+from vlkd.rundir import resolve_model_dir
 
 
 @dataclass
@@ -67,7 +68,11 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
         return BertForMaskedLM(bert_config(mc))
     path = Path(mc.init_from)
     if not (path / "config.json").is_file():
-        raise VlkdError("model.init_from: not a directory with config.json", path)
+        try:  # a run directory: its best/ or final/
+            path = resolve_model_dir(path, "config.json", key="model.init_from")
+        except VlkdError:
+            raise VlkdError("model.init_from: not a directory with config.json (or a run with best/ or final/)",
+                            path) from None
     quiet = logging.getLogger("transformers.modeling_utils")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # a missing MLM head is expected for encoders; we say so ourselves

@@ -13,6 +13,7 @@ SQuAD `predictions.json` (dev question id -> answer). `seeds=1,2,3` runs one sub
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 import sys
@@ -36,8 +37,9 @@ from vlkd.engine import Job, train
 from vlkd.errors import VlkdError
 from vlkd.eval.metrics import compute, squad_scores
 from vlkd.eval.predict import predict
-from vlkd.io import write_json_atomic, write_text_atomic
+from vlkd.io import read_json, write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
+from vlkd.rundir import resolve_model_dir
 
 
 @dataclass
@@ -109,8 +111,24 @@ def check_model_dir(path: str) -> Path:
     if not path:
         raise VlkdError("--model is required: a local directory written by save_pretrained")
     if not (Path(path) / "config.json").is_file():
-        raise VlkdError("model: not a directory with config.json (a save_pretrained output)", path)
+        raise VlkdError("model: not a directory with config.json (a save_pretrained output, or a run directory "
+                        "with best/ or final/)", path)
     return Path(path)
+
+
+def resolve_model(config: Config) -> None:
+    """A run directory given as the model becomes its best/ (or final/) model, said on stderr."""
+    if config.model and not (Path(config.model) / "config.json").is_file():
+        with contextlib.suppress(VlkdError):  # not a run either: check_model_dir names the problem
+            config.model = str(resolve_model_dir(config.model, "config.json", key="model"))
+
+
+def check_vocab_fits(model: str, tokenizer: PreTrainedTokenizerFast, tokenizer_dir: str) -> None:
+    """Every id the tokenizer can produce must have a row in the model's embeddings."""
+    vocab_size = read_json(Path(model) / "config.json").get("vocab_size")
+    if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+        raise VlkdError(f"mismatched vocab: the tokenizer has {len(tokenizer)} tokens but the model "
+                        f"({model}) embeds only vocab_size {vocab_size}", tokenizer_dir)
 
 
 def load_task_data(config: Config) -> TaskData:
@@ -121,6 +139,7 @@ def load_task_data(config: Config) -> TaskData:
         raise VlkdError("data directory not found", data_dir)
     check_model_dir(config.model)
     tokenizer = load_tokenizer(config.data.tokenizer or config.model)
+    check_vocab_fits(config.model, tokenizer, config.data.tokenizer or config.model)
     train_items, _ = encode(spec, spec.read(data_dir, spec.train), tokenizer, config.data, train=True)
     dev = [eval_set(spec, tokenizer, config.data, split, spec.read(data_dir, split), suffix=suffix)
            for split, suffix in spec.dev]
@@ -133,7 +152,9 @@ def load_task_data(config: Config) -> TaskData:
 
 
 def check(config: Config) -> None:
-    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance."""
+    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance.
+    A run directory given as the model is resolved to its best/ or final/ here."""
+    resolve_model(config)
     spec = get_task(config.data.task)
     max_length = config.data.max_length or spec.max_length
     if spec.kind == SPAN and config.data.doc_stride >= max_length:
@@ -305,6 +326,7 @@ def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: 
     if config.task != "finetune":
         raise VlkdError(f"config key 'task' is the recipe (finetune); the downstream task is --task, got {config.task!r}")
     if task == "ax":
+        resolve_model(config)
         predict_ax(config.model, config.data.dir, config.output_dir, config.data)
         return {}
     check(config)
