@@ -115,8 +115,6 @@ class TrainConfig:
         if self.warmup >= 1 and not float(self.warmup).is_integer():
             raise VlkdError(f"config key '{prefix}warmup' is a step count when >= 1 (a fraction of the run when < 1), "
                             f"got {self.warmup}")
-        if self.max_steps and self.warmup > self.max_steps:
-            raise VlkdError(f"config key '{prefix}warmup' ({self.warmup:g} steps) exceeds max_steps ({self.max_steps})")
 
 
 def _presets_dir() -> Path:

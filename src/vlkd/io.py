@@ -70,7 +70,7 @@ class DuplicateKey(ValueError):
     """A JSON object names one key twice (json keeps the last silently; we refuse)."""
 
 
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
@@ -87,7 +87,7 @@ def read_json(path: str | os.PathLike) -> Any:
         raise VlkdError("file not found", path)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f, object_pairs_hook=_unique_object)
+            return json.load(f, object_pairs_hook=unique_json_object)
     except json.JSONDecodeError as e:
         raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", path) from None
     except DuplicateKey as e:
