@@ -8,10 +8,12 @@ opposite: a run directory where a model directory is expected is accepted (its f
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +32,7 @@ from vlkd.data.text.store import build_token_store
 
 FINETUNE = Path(__file__).parent / "fixtures" / "finetune"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+NOBODY = 65534
 PROGRESS = re.compile(r"^[^:]*: .*\[\d\d:\d\d")  # a tqdm bar: "desc: ... [00:01<...]"
 
 
@@ -274,17 +277,6 @@ def config_file(data: bytes):
     return setup
 
 
-def no_write_permission(w, t):
-    if os.geteuid() == 0:
-        # root writes anywhere, so a read-only folder cannot be tested here; the same check refuses a
-        # parent that is a regular file, which needs no permissions to set up (the row "output_dir under a file")
-        pytest.skip("running as root: permission bits do not stop root (see the 'under a file' rows)")
-    locked = t / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    return train(w, t, f"output_dir={locked / 'run'}")
-
-
 def tokenizer_bigger_than_model(w, t):
     small = copy(w.model, t / "small-bert")
     edit_json(small / "config.json", lambda c: {**c, "vocab_size": 1000})
@@ -368,7 +360,6 @@ CASES = [
          ("a-file", "output_dir", "not a directory")),
     Case("train output_dir under a file", lambda w, t: train(w, t, f"output_dir={a_file(t) / 'run'}"),
          ("a-file", "is a file, not a directory")),
-    Case("train output_dir without write permission", no_write_permission, ("locked", "no permission")),
     Case("train config file not UTF-8", config_file(b"task: mlm\nmodel: tiny # caf\xe9\n"), ("config.yaml", "not UTF-8")),
     Case("train config file empty", config_file(b""), ("config.yaml", "no `task:` key")),
     Case("train config file malformed", config_file(b"task: [mlm\n"), ("config.yaml", "malformed YAML")),
@@ -521,6 +512,43 @@ def test_bad_input(case: Case, world: World, tmp_path: Path, capsys: pytest.Capt
     assert snapshot(tmp_path, world.root) == before, "something was written"
 
 
+@pytest.mark.parametrize("command", ["prepare world --out", "train output_dir"])
+def test_output_dir_without_write_permission(command: str, world: World, capsys: pytest.CaptureFixture) -> None:
+    """A read-only folder. Root writes anywhere, so as root the command runs with the effective user id of
+    `nobody` (in-process: os.access checks effective ids), in a folder outside root's private tmp, its
+    modules imported beforehand (the interpreter's own files may be private to root)."""
+    as_root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="vlkd-catalogue-"))
+    locked = base / "locked"
+    try:
+        base.chmod(0o755)
+        locked.mkdir(mode=0o555)
+        if command.startswith("prepare"):
+            args = ["prepare", "world", "--videos", "1", "--out", str(locked / "world")]
+        else:
+            importlib.import_module("vlkd.recipes.mlm")
+            config = base / "mlm.yaml"
+            config.write_text(f"task: mlm\nmodel: {{hidden_size: 16, num_heads: 2}}\ndata: {{train: {world.store}}}\n"
+                              "max_steps: 2\n")
+            config.chmod(0o644)
+            args = ["train", str(config), f"output_dir={locked / 'run'}"]
+        before = snapshot(base)
+        if as_root:
+            os.seteuid(NOBODY)
+        try:
+            code = main(args)
+        finally:
+            if as_root:
+                os.seteuid(0)
+        lines = error_lines(capsys.readouterr().err)
+        assert code == 2 and len(lines) == 1, lines
+        assert str(locked) in lines[0] and "no permission to write" in lines[0], lines[0]
+        assert snapshot(base) == before
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(base)
+
+
 def test_run_directory_where_a_model_is_expected(world: World, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`finetune --model RUN` takes RUN/final (RUN has no best/) and says so in one line."""
     assert main(finetune(world, tmp_path)[:6] + [str(world.run)] + finetune(world, tmp_path)[7:]) == 0
@@ -537,4 +565,4 @@ def test_catalogue_covers_every_command() -> None:
     assert commands >= {"train", "finetune", "extract-features", "report", "prepare text", "prepare howto100m",
                         "prepare videoqa", "prepare world", "prepare bundled", "prepare teacher-targets",
                         "evaluate retrieval", "evaluate grounding", "evaluate videoqa"}
-    assert len(CASES) >= 60
+    assert len(CASES) >= 60  # plus the two rows of test_output_dir_without_write_permission

@@ -111,7 +111,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "output directory") ->
         parent = parent.parent
     if not parent.is_dir():
         raise VlkdError(f"{what}: {parent} is a file, not a directory", path)
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         raise VlkdError(f"{what}: no permission to write in {parent}", path)
     return path
 
