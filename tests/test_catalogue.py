@@ -177,12 +177,28 @@ def hcrn_copy(w: World, t: Path) -> Path:
     return copy(w.hcrn, t / "features")
 
 
-def hcrn_appearance(data: Callable[[np.ndarray], np.ndarray]):
+def hcrn_appearance(data: Callable[[np.ndarray], np.ndarray], ids: Callable[[np.ndarray], np.ndarray] = lambda i: i):
     def setup(w, t):
         feats = hcrn_copy(w, t)
         with h5py.File(w.hcrn / "appearance_feat.h5", "r") as f:
-            app, ids = f["resnet_features"][()], f["ids"][()]
-        write_h5(feats / "appearance_feat.h5", "resnet_features", data(app), ids)
+            app, video_ids = f["resnet_features"][()], f["ids"][()]
+        write_h5(feats / "appearance_feat.h5", "resnet_features", data(app), ids(video_ids))
+        return videoqa(w, t, "--features", str(feats))
+    return setup
+
+
+def mapping_file(data: bytes):
+    def setup(w, t):
+        path = t / "youtube_mapping.txt"
+        path.write_bytes(data)
+        return videoqa(w, t, "--mapping", str(path))
+    return setup
+
+
+def hcrn_file_bytes(data: bytes):
+    def setup(w, t):
+        feats = hcrn_copy(w, t)
+        (feats / "motion_feat.h5").write_bytes(data)
         return videoqa(w, t, "--features", str(feats))
     return setup
 
@@ -376,6 +392,8 @@ CASES = [
     Case("train videoqa train.jsonl not UTF-8",
          prepared_with(lambda d: (d / "train.jsonl").write_bytes((d / "train.jsonl").read_bytes() + b"\xff\n")),
          ("train.jsonl", "not UTF-8")),
+    Case("train videoqa train.jsonl empty", prepared_with(lambda d: (d / "train.jsonl").write_bytes(b"")),
+         ("train.jsonl", "no questions")),
     Case("train videoqa motion features int dtype", hcrn_train(lambda m: (m * 10).astype(np.int32)),
          ("motion_feat.h5", "floating-point", "int32")),
     Case("train videoqa motion features inf", hcrn_train(lambda m: np.where(np.arange(m.size).reshape(m.shape) == 7,
@@ -432,6 +450,12 @@ CASES = [
     Case("prepare videoqa HDF5 features of wrong rank", hcrn_appearance(lambda a: a[:, :, 0, :]),
          ("appearance_feat.h5", "expected 4 dimensions")),
     Case("prepare videoqa HDF5 features with NaN", hcrn_appearance(nan_appearance), ("appearance_feat.h5", "NaN", "row 3")),
+    Case("prepare videoqa mapping not UTF-8", mapping_file(b"abc_1_2 vid1\n\xe9t\xe9 vid2\n"),
+         ("youtube_mapping.txt", "not UTF-8")),
+    Case("prepare videoqa mapping empty", mapping_file(b""), ("youtube_mapping.txt", "empty")),
+    Case("prepare videoqa HDF5 file of 0 bytes", hcrn_file_bytes(b""), ("motion_feat.h5", "not a readable HDF5")),
+    Case("prepare videoqa HDF5 ids named twice", hcrn_appearance(lambda a: a, ids=lambda i: np.where(i == 5, 4, i)),
+         ("appearance_feat.h5", "video 4 twice", "rows 4 and 5")),
     Case("prepare videoqa --answer-top 0", lambda w, t: videoqa(w, t, "--answer-top", "0"), ("--answer-top", "at least 1")),
     # -- vlkd prepare world / bundled / teacher-targets
     Case("prepare world --videos 0", lambda w, t: ["prepare", "world", "--out", str(t / "out"), "--videos", "0"],

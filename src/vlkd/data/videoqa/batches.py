@@ -19,6 +19,8 @@ def load_questions(data_dir: str | Path, split: str, features: HCRNFeatures) -> 
     vocab = load_vocab(data_dir)
     items = load_split(data_dir, split, num_words=len(vocab["question_token_to_idx"]),
                        num_answers=len(vocab["answer_token_to_idx"]))
+    if not items:
+        raise VlkdError("has no questions", Path(data_dir) / f"{split}.jsonl")
     missing = features.missing(it["video_id"] for it in items)
     if missing:
         absent = set(missing)
