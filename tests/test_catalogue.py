@@ -299,6 +299,17 @@ def tokenizer_bigger_than_model(w, t):
     return finetune(w, t, model=small)
 
 
+def truncated_model(where: str):
+    def setup(w, t):
+        model = copy(w.model, t / "bert")
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        if where == "model":
+            return finetune(w, t, model=model)
+        return train(w, t, f"model.init_from={model}")
+    return setup
+
+
 def bundled_target_is_file(w, t):
     (t / "out").mkdir()
     (t / "out" / "wiki-topic").write_text("a file where a task folder goes\n")
@@ -478,6 +489,9 @@ CASES = [
     Case("finetune --model without config.json", lambda w, t: finetune(w, t, model=t),
          ("config.json", "save_pretrained")),
     Case("finetune tokenizer bigger than the model", tokenizer_bigger_than_model, ("small-bert", "mismatched vocab", "1000")),
+    Case("finetune truncated model.safetensors", truncated_model("model"), ("model.safetensors", "cannot load")),
+    Case("train init_from truncated model.safetensors", truncated_model("init_from"),
+         ("model.safetensors", "model.init_from", "cannot load")),
     Case("finetune --out is a file", lambda w, t: finetune(w, t)[:8] + [str(a_file(t))] + finetune(w, t)[9:],
          ("a-file", "not a directory")),
     # -- vlkd evaluate / extract-features / report

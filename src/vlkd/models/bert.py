@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from safetensors import SafetensorError
 from transformers import BertConfig, BertForMaskedLM
 
 from vlkd.config import bounded
@@ -79,8 +80,10 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
     try:
         model = BertForMaskedLM.from_pretrained(path, hidden_dropout_prob=mc.dropout,
                                                 attention_probs_dropout_prob=mc.attention_dropout)
-    except (OSError, ValueError) as e:
-        raise VlkdError(f"model.init_from: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})", path) from None
+    except (OSError, ValueError, SafetensorError) as e:  # a truncated model.safetensors too
+        where = path / "model.safetensors" if isinstance(e, SafetensorError) else path
+        raise VlkdError(f"model.init_from: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})",
+                        where) from None
     finally:
         quiet.setLevel(level)
     return model
