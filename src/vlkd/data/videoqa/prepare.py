@@ -150,7 +150,8 @@ def _bundled_glove(name: str, wanted: dict[str, list[int]]) -> tuple[dict[str, n
 
 def _parse_vector(fields: list[bytes], path: Path, lineno: int) -> np.ndarray:
     try:
-        vector = np.array([float(x) for x in fields], dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            vector = np.array([float(x) for x in fields], dtype=np.float32)
     except ValueError:
         bad = next(x for x in fields if not _is_number(x))
         raise VlkdError(f"line {lineno}: non-numeric vector value {bad.decode('utf-8', 'replace')[:40]!r}",
