@@ -597,6 +597,16 @@ def test_run_directory_where_a_model_is_expected(world: World, tmp_path: Path, c
     assert f"model: {world.run / 'final'}" in saved
 
 
+def test_run_directory_then_bad_input_is_still_one_line(world: World, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """The line saying which model is used comes only once the inputs are checked."""
+    argv = finetune(world, tmp_path, "data.eval_batch_size=3")
+    argv[argv.index("--model") + 1], argv[argv.index("--data-dir") + 1] = str(world.run), str(tmp_path / "missing")
+    assert main(argv) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "data directory not found" in lines[0], lines
+
+
 def test_catalogue_covers_every_command() -> None:
     commands = {" ".join(c.id.split()[:2]) if c.id.split()[0] in ("prepare", "evaluate") else c.id.split()[0]
                 for c in CASES}

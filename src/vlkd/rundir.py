@@ -59,10 +59,18 @@ def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> 
     raise VlkdError(f"no {what} here (expected best/ or final/ with {', '.join(required)})", path)
 
 
+def model_note(given: str | Path, chosen: Path, key: str) -> str:
+    """The line saying which model of a run directory is used ("" when `given` was the model itself)."""
+    if chosen == Path(given):
+        return ""
+    why = "the model chosen on validation" if chosen.name == BEST else "the model at the last step"
+    return f"vlkd: {key} {given} is a run directory: using {chosen} ({why})"
+
+
 def resolve_model_dir(run_or_model: str | Path, *required: str, what: str = "model", key: str = "--model") -> Path:
     """`model_dir`; when given a run directory, says on stderr (one line) which of its models is used."""
     chosen = model_dir(run_or_model, *required, what=what)
-    if chosen != Path(run_or_model):
-        why = "the model chosen on validation" if chosen.name == BEST else "the model at the last step"
-        print(f"vlkd: {key} {run_or_model} is a run directory: using {chosen} ({why})", file=sys.stderr)
+    note = model_note(run_or_model, chosen, key)
+    if note:
+        print(note, file=sys.stderr)
     return chosen

@@ -39,7 +39,7 @@ from vlkd.eval.metrics import compute, squad_scores
 from vlkd.eval.predict import predict
 from vlkd.io import read_json, write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
-from vlkd.rundir import resolve_model_dir
+from vlkd.rundir import model_dir, model_note
 
 
 @dataclass
@@ -116,11 +116,15 @@ def check_model_dir(path: str) -> Path:
     return Path(path)
 
 
-def resolve_model(config: Config) -> None:
-    """A run directory given as the model becomes its best/ (or final/) model, said on stderr."""
+def resolve_model(config: Config) -> str:
+    """A run directory given as the model becomes its best/ (or final/) model; returns the line that says so
+    (printed once the inputs are checked, so a bad input is still one line), "" for a model directory."""
     if config.model and not (Path(config.model) / "config.json").is_file():
         with contextlib.suppress(VlkdError):  # not a run either: check_model_dir names the problem
-            config.model = str(resolve_model_dir(config.model, "config.json", key="model"))
+            given, chosen = config.model, model_dir(config.model, "config.json")
+            config.model = str(chosen)
+            return model_note(given, chosen, "model")
+    return ""
 
 
 def check_vocab_fits(model: str, tokenizer: PreTrainedTokenizerFast, tokenizer_dir: str) -> None:
@@ -132,7 +136,9 @@ def check_vocab_fits(model: str, tokenizer: PreTrainedTokenizerFast, tokenizer_d
 
 
 def load_task_data(config: Config) -> TaskData:
-    """Read and tokenize every split (train, dev, test) up front: bad input fails before any output."""
+    """Read and tokenize every split (train, dev, test) up front: bad input fails before any output. A run
+    directory as the model is resolved to its best/ or final/ (config.model is updated, and saved so)."""
+    note = resolve_model(config)
     spec = get_task(config.data.task)
     data_dir = Path(config.data.dir)
     if not data_dir.is_dir():
@@ -148,13 +154,13 @@ def load_task_data(config: Config) -> TaskData:
     ax = data_dir.parent / "diagnostic" / AX_FILE
     if spec.name == "mnli" and ax.is_file():  # the standard layout: glue_data/{MNLI,diagnostic}
         test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
+    if note:
+        print(note, file=sys.stderr)
     return TaskData(spec, tokenizer, train_items, dev, test)
 
 
 def check(config: Config) -> None:
-    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance.
-    A run directory given as the model is resolved to its best/ or final/ here."""
-    resolve_model(config)
+    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance."""
     spec = get_task(config.data.task)
     max_length = config.data.max_length or spec.max_length
     if spec.kind == SPAN and config.data.doc_stride >= max_length:
@@ -293,7 +299,7 @@ def run_finetune(config: Config) -> dict[str, Any]:
     return summary
 
 
-def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = None) -> Path:
+def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = None, note: str = "") -> Path:
     """GLUE diagnostics: AX.tsv predicted by a fine-tuned MNLI model (no training)."""
     data = data or FinetuneData()
     path = Path(data_dir) / AX_FILE
@@ -301,6 +307,8 @@ def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = 
     check_model_dir(model)
     classifier = load_pretrained(model)
     names = tuple(classifier.config.id2label[i] for i in range(classifier.config.num_labels))
+    if names == NLI3 and note:
+        print(note, file=sys.stderr)
     if names != NLI3:
         raise VlkdError(f"model: not a fine-tuned MNLI classifier (its labels are {', '.join(map(str, names))}; "
                         f"expected {', '.join(NLI3)})", model)
@@ -326,8 +334,8 @@ def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: 
     if config.task != "finetune":
         raise VlkdError(f"config key 'task' is the recipe (finetune); the downstream task is --task, got {config.task!r}")
     if task == "ax":
-        resolve_model(config)
-        predict_ax(config.model, config.data.dir, config.output_dir, config.data)
+        note = resolve_model(config)
+        predict_ax(config.model, config.data.dir, config.output_dir, config.data, note)
         return {}
     check(config)
     return run_finetune(config)
