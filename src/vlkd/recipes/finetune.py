@@ -61,9 +61,9 @@ class Config(TrainConfig):
     task: str = "finetune"
     model: str = ""  # a local from_pretrained directory (not a size preset)
     data: FinetuneData = field(default_factory=FinetuneData)
-    epochs: float = 3.0
-    warmup: float = 0.1
-    log_every: int = 20
+    epochs: float = bounded(3.0, ge=0)
+    warmup: float = bounded(0.1, ge=0)
+    log_every: int = bounded(20, ge=1)
     seeds: list[int] = bounded(default_factory=list, ge=0, lt=2**32)  # several: one run per seed, mean and std reported
 
 
