@@ -148,3 +148,42 @@ def test_distillation_presets_have_the_reference_settings_and_equal_compute_base
         same = ("max_steps", "epochs", "batch_size", "grad_accum", "lr", "warmup", "seed", "weight_decay")
         assert [getattr(kd, k) for k in same] == [getattr(baseline, k) for k in same], kd.output_dir
         assert kd.model == baseline.model and kd.data == baseline.data
+
+
+def _numeric_fields(cls: type, prefix: str = "") -> dict[str, bool]:
+    """Every int/float field (nested sections too) of a config dataclass -> whether it declares a range."""
+    import dataclasses
+    import typing
+
+    from vlkd.config import RANGE
+
+    found: dict[str, bool] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        inner = typing.get_args(tp)[0] if typing.get_origin(tp) is list else tp
+        if dataclasses.is_dataclass(inner):
+            found.update(_numeric_fields(inner, f"{prefix}{f.name}."))
+        elif inner in (int, float):
+            found[f"{prefix}{f.name}"] = RANGE in f.metadata
+    return found
+
+
+def test_every_numeric_config_key_declares_its_range() -> None:
+    """A new numeric key must say what values it takes (`bounded`); these few take any value on purpose."""
+    from vlkd.recipes import RECIPES, recipe_module
+
+    unbounded_on_purpose = {"keep_checkpoints"}  # checked by the engine (issue 15's checkpoint pruning rule)
+    missing = {f"{task}: {key}" for task in RECIPES
+               for key, ranged in _numeric_fields(recipe_module(task).Config).items()
+               if not ranged and key.split(".")[-1] not in unbounded_on_purpose}
+    assert not missing, sorted(missing)
+
+
+def test_every_preset_is_inside_the_ranges() -> None:
+    from vlkd.config import build_config, list_presets, read_config
+    from vlkd.recipes import recipe_module
+
+    for name in list_presets():
+        data, where = read_config(name)
+        build_config(recipe_module(data["task"]).Config, data, where)  # raises on a value out of range

@@ -7,9 +7,43 @@ import importlib
 import json
 import os
 import sys
+import typing
 from typing import Callable, Iterator
 
 from vlkd.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, Preempted, VlkdError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the house rule for bad input: one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"vlkd: error: {message} (see {self.prog} --help)\n")
+
+
+def number(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+           kind: type = float) -> Callable[[str], float]:
+    """An argparse `type` that parses a number and checks its range with the configs' own `Range` rule."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        from vlkd.config import Range
+
+        problem = Range(ge=ge, gt=gt, le=le, lt=lt).problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def integer(ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> Callable[[str], float]:
+    return number(ge, gt, le, lt, kind=int)
 
 
 class RegistryChoices:
@@ -298,8 +332,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: --out must be usable as what the command writes (a directory, or a path prefix)."""
+    from vlkd.io import check_output_dir, check_output_prefix
+
+    out, kind = getattr(args, "out", None), getattr(args, "out_kind", None)
+    if out and kind == "dir":
+        check_output_dir(out, "--out")
+    elif out and kind == "prefix":
+        check_output_prefix(out, "--out")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vlkd",
         description="Video-language knowledge distillation (VidLanKD; multimodal KD for VideoQA).",
         epilog="Bad input gives a one-line error and exit code 2.",
@@ -320,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and write OUT/report.md. Re-running resumes where it stopped.")
     p.add_argument("--out", default="runs/quickstart", help="output directory (default: runs/quickstart)")
     p.add_argument("--only", choices=["vidlankd", "videoqa"], help="run only one method's stages")
-    p.set_defaults(func=cmd_quickstart)
+    p.set_defaults(func=cmd_quickstart, out_kind="dir")
 
     prep = sub.add_parser("prepare", help="convert raw data into vlkd's formats").add_subparsers(
         dest="what", metavar="WHAT", required=True)
@@ -331,30 +376,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default="bundled:minilm",
                    help="tokenizer directory, `bundled:minilm` (bert-base-uncased vocab; default), or hub name")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    p.add_argument("--block-size", type=int, default=126, help="ids per block (default 126 -> 128 with CLS/SEP)")
+    p.add_argument("--block-size", type=integer(ge=1), default=126, help="ids per block (default 126 -> 128 with CLS/SEP)")
     p.add_argument("--format", default="auto", choices=["auto", "wikitext", "txt", "wiki-json"],
                    help="input format (auto: .raw/.tokens -> wikitext, .json -> wiki-json, else txt)")
-    p.add_argument("--min-words", type=int, default=None,
+    p.add_argument("--min-words", type=integer(ge=0), default=None,
                    help="skip lines with fewer words (default: 5 for wikitext as the reference, else 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing token store in --out")
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
-    p.set_defaults(func=cmd_prepare_text)
+    p.set_defaults(func=cmd_prepare_text, out_kind="dir")
     p = prep.add_parser("world", help="generate the synthetic video world (mp4 + captions + questions)",
                         description="Generate a deterministic synthetic video world: OUT/videos/*.mp4, "
                                     "HowTo100M-format OUT/caption.json, MSVD-QA-format OUT/{train,val,test}_qa.json, "
                                     "OUT/world.json (ground truth) and OUT/README.md (the grammar).")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    p.add_argument("--videos", type=int, required=True, help="number of videos")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same world")
-    p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    p.add_argument("--videos", type=integer(ge=1), required=True, help="number of videos")
+    p.add_argument("--seed", type=integer(ge=0), default=0, help="random seed (default 0); same seed, same world")
+    p.add_argument("--workers", type=integer(ge=1), default=None, help="encoding processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
-    p.set_defaults(func=cmd_prepare_world)
+    p.set_defaults(func=cmd_prepare_world, out_kind="dir")
     p = prep.add_parser("bundled", help="write the offline tasks rt-polarity and wiki-topic (GLUE layout)",
                         description="Convert bundled real data into GLUE-layout classification tasks: "
                                     "OUT/rt-polarity (Rotten Tomatoes snippets, fresh=1/rotten=0) and OUT/wiki-topic "
                                     "(12-way topic of Wikipedia lead sections), each with fixed train/dev/test splits.")
     p.add_argument("--out", required=True, help="output directory (its task folders are replaced)")
-    p.set_defaults(func=cmd_prepare_bundled)
+    p.set_defaults(func=cmd_prepare_bundled, out_kind="dir")
     p = prep.add_parser("howto100m", help="build VidLanKD teacher samples from HowTo100M captions and features",
                         description="Join consecutive caption segments up to a word budget, pair each window "
                                     "with its [2D || 3D] feature steps (FEATURES/<2d>/ID.npy at 1/s, "
@@ -366,12 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-3d", default="3d", help="3D subfolder (default 3d)")
     p.add_argument("--tokenizer", default="bundled:minilm", help="tokenizer directory or `bundled:minilm`")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    p.add_argument("--word-budget", type=int, default=126, help="words per caption window (default 126)")
-    p.add_argument("--max-tokens", type=int, default=126, help="tokens kept per window (default 126)")
-    p.add_argument("--max-steps", type=int, default=384, help="feature steps per window (default 384)")
-    p.add_argument("--valid-fraction", type=float, default=0.05, help="share of videos held out (default 0.05)")
+    p.add_argument("--word-budget", type=integer(ge=1), default=126, help="words per caption window (default 126)")
+    p.add_argument("--max-tokens", type=integer(ge=1), default=126, help="tokens kept per window (default 126)")
+    p.add_argument("--max-steps", type=integer(ge=1), default=384, help="feature steps per window (default 384)")
+    p.add_argument("--valid-fraction", type=number(ge=0, lt=1), default=0.05, help="share of videos held out (default 0.05)")
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
-    p.set_defaults(func=cmd_prepare_howto100m)
+    p.set_defaults(func=cmd_prepare_howto100m, out_kind="dir")
     p = prep.add_parser("videoqa", help="preprocess MSVD-QA / MSRVTT-QA questions (vocabularies, labels, GloVe)",
                         description="Read QA_DIR/{train,val,test}_qa.json (lists of {video_id|video_name, question, "
                                     "answer, id?}), tokenize the questions (lower-case, final '?' dropped), build the "
@@ -389,14 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glove", required=True,
                    help="a glove.*.txt file (e.g. glove.840B.300d.txt, streamed) or bundled:glove-50d "
                         "(GloVe 6B 50-d, offline)")
-    p.add_argument("--answer-top", type=int, default=4000, help="answers kept from train, most frequent first "
+    p.add_argument("--answer-top", type=integer(ge=1), default=4000, help="answers kept from train, most frequent first "
                                                                  "(default 4000)")
     p.add_argument("--features", default=None,
                    help="HCRN feature folder (appearance_feat.h5, motion_feat.h5): drop questions whose video "
                         "is not in both files")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    p.set_defaults(func=cmd_prepare_videoqa)
+    p.set_defaults(func=cmd_prepare_videoqa, out_kind="dir")
     p = prep.add_parser("teacher-targets", help="cache a frozen teacher's distillation targets for a token store",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Run a trained teacher (RUN/final, frozen) once over every block of a token "
@@ -423,10 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (re-running with it resumes)")
     p.add_argument("--form", default="full", choices=["full", "nst-gram"], help="what to store (default full)")
     p.add_argument("--vokens", action="store_true", help="also store voken ids (needs the teacher's training data)")
-    p.add_argument("--batch-size", type=int, default=32, help="blocks per teacher forward (default 32)")
+    p.add_argument("--batch-size", type=integer(ge=1), default=32, help="blocks per teacher forward (default 32)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing or differently-built output")
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP + "; shards are whole batches of --batch-size")
-    p.set_defaults(func=cmd_prepare_teacher_targets)
+    p.set_defaults(func=cmd_prepare_teacher_targets, out_kind="dir")
 
     p = sub.add_parser("train", help="train with a recipe chosen by the config's `task:`",
                        description="CONFIG is a YAML file or a preset name (e.g. mlm-tiny, mlm-small, mlm-base). "
@@ -451,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="local model directory (save_pretrained output, with a tokenizer)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.set_defaults(func=cmd_finetune)
+    p.set_defaults(func=cmd_finetune, out_kind="dir")
 
     p = sub.add_parser("extract-features", help="2D appearance + 3D motion features of videos (HowTo100M or HCRN layout)",
                        description="Extract features of every video in DIR (or listed in a text file, one path per line). "
@@ -471,15 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="appearance weights file (default: torchvision cache, "
                                                    "or the bundled file for mobilenet_v2)")
     p.add_argument("--motion-weights", default=None, help="motion weights file (e.g. resnext-101-kinetics.pth)")
-    p.add_argument("--num-clips", type=int, default=8, help="hcrn: clips per video (MSVD-QA 8, MSRVTT-QA 16)")
+    p.add_argument("--num-clips", type=integer(ge=1), default=8, help="hcrn: clips per video (MSVD-QA 8, MSRVTT-QA 16)")
     p.add_argument("--mapping", help="MSVD's youtube_mapping.txt (NAME vidN): name each video's features vidN, "
                                      "so the HCRN ids are the N of the questions")
-    p.add_argument("--appearance-size", type=int, default=None, help="appearance frame size (default: backbone's)")
-    p.add_argument("--motion-size", type=int, default=None, help="motion frame size (default: backbone's)")
-    p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument("--appearance-size", type=integer(ge=1), default=None, help="appearance frame size (default: backbone's)")
+    p.add_argument("--motion-size", type=integer(ge=1), default=None, help="motion frame size (default: backbone's)")
+    p.add_argument("--workers", type=integer(ge=1), default=1, help="decoding processes (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
-    p.set_defaults(func=cmd_extract_features)
+    p.set_defaults(func=cmd_extract_features, out_kind="dir")
 
     p = sub.add_parser("merge-shards", help="merge the shards of a --shard K/N preparation into its output",
                        description="Check that OUT.shards/ holds all N shards (0-of-N ... N-1-of-N) of one "
@@ -503,10 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="`vlkd prepare howto100m` output directory")
     p.add_argument("--split", default="valid", choices=["train", "valid"], help="split to score (default valid)")
     p.add_argument("--videos", help="folder of the video files (ID.mp4) for the grounding grid")
-    p.add_argument("--queries", type=int, default=4, help="captions in the grid (default 4)")
-    p.add_argument("--top", type=int, default=5, help="videos per caption in the grid (default 5)")
+    p.add_argument("--queries", type=integer(ge=1), default=4, help="captions in the grid (default 4)")
+    p.add_argument("--top", type=integer(ge=1), default=5, help="videos per caption in the grid (default 5)")
     p.add_argument("--out", help="output path without suffix (default RUN/retrieval)")
-    p.set_defaults(func=cmd_evaluate_retrieval)
+    p.set_defaults(func=cmd_evaluate_retrieval, out_kind="prefix")
     p = evaluate.add_parser("grounding", help="a text-only model's grounding in video, against a teacher",
                             description="How well a text model (a distilled student, or the MLM baseline) is "
                                         "grounded in video: caption -> clip retrieval (R@1/5/10, median rank, "
@@ -522,9 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True, help="teacher run directory (with final/text and final/video)")
     p.add_argument("--data", required=True, help="`vlkd prepare howto100m` output directory (same tokenizer)")
     p.add_argument("--out", help="output path without suffix (default MODEL/grounding)")
-    p.add_argument("--ridge", type=float, default=1.0, help="L2 penalty of the probe's ridge regression on "
+    p.add_argument("--ridge", type=number(ge=0), default=1.0, help="L2 penalty of the probe's ridge regression on "
                                                             "standardised features (default 1.0)")
-    p.set_defaults(func=cmd_evaluate_grounding)
+    p.set_defaults(func=cmd_evaluate_grounding, out_kind="prefix")
     p = evaluate.add_parser("videoqa", help="a VideoQA run's accuracy, overall and per question type",
                             description="Score a `task: videoqa` run on a split (default test) with its best/ model "
                                         "(chosen on val during training; final/ if it has none). Writes "
@@ -535,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="`vlkd prepare videoqa` output (default: the run's data.path)")
     p.add_argument("--features", help="HCRN feature folder (default: the run's data.features)")
     p.add_argument("--out", help="output path without suffix (default RUN/eval-SPLIT)")
-    p.set_defaults(func=cmd_evaluate_videoqa)
+    p.set_defaults(func=cmd_evaluate_videoqa, out_kind="prefix")
 
     p = evaluate.add_parser("diagnostic", help="GLUE diagnostics by category: R3 of an MNLI model",
                             description="Score a fine-tuned MNLI model (a `vlkd finetune --task mnli` run's final/) "
@@ -564,8 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad option (2, one line printed by Parser.error)
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        check_outputs(args)
         return args.func(args)
     except VlkdError as e:
         print(f"vlkd: error: {e}", file=sys.stderr)

@@ -2,11 +2,17 @@
 
 Every recipe defines its config as a subclass of `TrainConfig`; loading is strict (an unknown key or a
 value of the wrong type is an error naming the key), and the resolved config is saved with every run.
+
+Value ranges are declared once, on the field: `lr: float = bounded(1e-4, gt=0)`; a config dataclass may add
+rules across its fields in a `check(self, prefix)` method. `from_dict` applies both to every (nested)
+config it builds, so every recipe's values are checked before anything is read or written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,8 +23,55 @@ from typing import Any, Literal
 import yaml
 
 from vlkd.errors import VlkdError
+from vlkd.io import check_output_dir
 
 MISSING_PATH = ""  # a required path left empty in a preset
+RANGE = "range"  # the dataclass field metadata key of `bounded`
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number (or of every number in a list): ge/gt/le/lt bounds, any may be None."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        """Why `value` is outside the range (None when it is inside)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        for bound, ok, words in ((self.ge, lambda b: value >= b, "at least"), (self.gt, lambda b: value > b, "greater than"),
+                                 (self.le, lambda b: value <= b, "at most"), (self.lt, lambda b: value < b, "less than")):
+            if bound is not None and not ok(bound):
+                return f"must be {words} {bound:g}, got {value}"
+        return None
+
+
+def bounded(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field whose value (or each value of a list) must lie in the given range."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={RANGE: Range(ge=ge, gt=gt, le=le, lt=lt)})
+
+
+def check_ranges(config: Any, prefix: str = "") -> None:
+    """Check every `bounded` field of one dataclass instance, then its own `check(prefix)` rules."""
+    for f in dataclasses.fields(config):
+        rng = f.metadata.get(RANGE)
+        if rng is None:
+            continue
+        value = getattr(config, f.name)
+        values = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
+        for i, v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                problem = rng.problem(v)
+                if problem:
+                    key = f"{prefix}{f.name}" + ("" if i is None else f"[{i}]")
+                    raise VlkdError(f"config key {key!r} {problem}")
+    if hasattr(config, "check"):
+        config.check(prefix)
 
 
 @dataclass
@@ -28,34 +81,42 @@ class TrainConfig:
 
     task: str = ""
     output_dir: str = MISSING_PATH
-    max_steps: int = 0
-    epochs: float = 0.0
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 1e-4
-    warmup: float = 0.0  # >= 1: steps; < 1: fraction of max_steps
+    max_steps: int = bounded(0, ge=0)
+    epochs: float = bounded(0.0, ge=0)
+    batch_size: int = bounded(32, ge=1)
+    grad_accum: int = bounded(1, ge=1)
+    lr: float = bounded(1e-4, gt=0)
+    warmup: float = bounded(0.0, ge=0)  # >= 1: steps; < 1: fraction of max_steps
     schedule: str = "linear"  # any transformers.get_scheduler name (linear, cosine, ...), or step
-    decay_every_epochs: float = 10.0  # schedule step: multiply the lr by decay_factor every this many epochs
-    decay_factor: float = 0.5
-    weight_decay: float = 0.01
-    adam_eps: float = 1e-6
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    max_grad_norm: float = 1.0
+    decay_every_epochs: float = bounded(10.0, gt=0)  # schedule step: multiply the lr by decay_factor every this many epochs
+    decay_factor: float = bounded(0.5, gt=0, le=1)
+    weight_decay: float = bounded(0.01, ge=0)
+    adam_eps: float = bounded(1e-6, gt=0)
+    adam_betas: list[float] = bounded(default_factory=lambda: [0.9, 0.999], ge=0, lt=1)  # exactly two
+    max_grad_norm: float = bounded(1.0, ge=0)  # 0: no clipping
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
-    seed: int = 42
-    log_every: int = 50
-    save_every: int = 1000
-    keep_checkpoints: int = 2  # at least 1
-    eval_every: int = 0  # 0: evaluate only at the end (and at the start if eval_at_start)
-    eval_every_epochs: float = 0.0  # > 0: evaluate every this many epochs instead of eval_every steps
+    seed: int = bounded(42, ge=0, lt=2**32)  # numpy seeds are 32-bit
+    log_every: int = bounded(50, ge=1)
+    save_every: int = bounded(1000, ge=1)
+    keep_checkpoints: int = bounded(2, ge=1)  # a run keeps this many newest checkpoints
+    eval_every: int = bounded(0, ge=0)  # 0: evaluate only at the end (and at the start if eval_at_start)
+    eval_every_epochs: float = bounded(0.0, ge=0)  # > 0: evaluate every this many epochs instead of eval_every steps
     select_best: str = ""  # an evaluation metric (higher is better): keep the best model in best/
     eval_at_start: bool = False
-    eval_batches: int = 50
-    num_workers: int = 0
+    eval_batches: int = bounded(50, ge=1)
+    num_workers: int = bounded(0, ge=0)
     progress: bool = True
     resume: bool = False
     on_nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop the run, or skip that step's update
-    max_nonfinite: int = 10  # with skip: this many skipped steps in a row are tolerated, one more stops
+    max_nonfinite: int = bounded(10, ge=1)  # with skip: this many skipped steps in a row are tolerated, one more stops
+
+    def check(self, prefix: str = "") -> None:
+        """Rules across the shared keys (ranges are on the fields)."""
+        if len(self.adam_betas) != 2:
+            raise VlkdError(f"config key '{prefix}adam_betas' must be two numbers [beta1, beta2], got {self.adam_betas}")
+        if self.warmup >= 1 and not float(self.warmup).is_integer():
+            raise VlkdError(f"config key '{prefix}warmup' is a step count when >= 1 (a fraction of the run when < 1), "
+                            f"got {self.warmup}")
 
 
 def _presets_dir() -> Path:
@@ -76,7 +137,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise VlkdError(f"malformed YAML ({str(e).splitlines()[0]})", path) from None
+        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
+    except UnicodeDecodeError as e:
+        raise VlkdError(f"not UTF-8 text (invalid byte at offset {e.start})", path) from None
+    except OSError as e:
+        raise VlkdError(f"cannot read ({e.strerror})", path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -213,7 +278,9 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if dataclasses.is_dataclass(tp) and isinstance(value, str) and getattr(tp, "PRESETS", ""):
             value = model_preset(value)  # `model: bert-6L-512H` names a preset of that section
         kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    check_ranges(config, prefix)
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -222,6 +289,17 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _check_recursive(config: Any, prefix: str = "") -> None:
+    """`check_ranges` on a config and every dataclass inside it (also those left at their defaults)."""
+    check_ranges(config, prefix)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, v in items:
+            if dataclasses.is_dataclass(v) and not isinstance(v, type):
+                _check_recursive(v, f"{prefix}{f.name}" + ("" if i is None else f"[{i}]") + ".")
 
 
 def read_config(source: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
@@ -247,9 +325,5 @@ def validate(config: TrainConfig) -> None:
         raise VlkdError("config key 'output_dir' is required (e.g. output_dir=runs/my-run)")
     if config.max_steps <= 0 and config.epochs <= 0:
         raise VlkdError("set max_steps or epochs to a positive number")
-    for key in ("batch_size", "grad_accum", "log_every", "save_every", "eval_batches", "keep_checkpoints",
-                "max_nonfinite"):
-        if getattr(config, key) <= 0:
-            raise VlkdError(f"config key {key!r} must be positive, got {getattr(config, key)}")
-    if config.lr <= 0:
-        raise VlkdError(f"config key 'lr' must be positive, got {config.lr}")
+    _check_recursive(config)
+    check_output_dir(config.output_dir, "config key 'output_dir'")

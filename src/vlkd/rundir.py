@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,15 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise VlkdError("not a run directory (no config.yaml)", run_dir)
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
+    except UnicodeDecodeError:
+        raise VlkdError("not UTF-8 text", path) from None
+    if not isinstance(data, dict):
+        raise VlkdError("not a saved run config (a YAML mapping)", path)
+    return data
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -60,3 +69,20 @@ def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> 
         if all((candidate / name).is_file() for name in required):
             return candidate
     raise VlkdError(f"no {what} here (expected best/ or final/ with {', '.join(required)})", path)
+
+
+def model_note(given: str | Path, chosen: Path, key: str) -> str:
+    """The line saying which model of a run directory is used ("" when `given` was the model itself)."""
+    if chosen == Path(given):
+        return ""
+    why = "the model chosen on validation" if chosen.name == BEST else "the model at the last step"
+    return f"vlkd: {key} {given} is a run directory: using {chosen} ({why})"
+
+
+def resolve_model_dir(run_or_model: str | Path, *required: str, what: str = "model", key: str = "--model") -> Path:
+    """`model_dir`; when given a run directory, says on stderr (one line) which of its models is used."""
+    chosen = model_dir(run_or_model, *required, what=what)
+    note = model_note(run_or_model, chosen, key)
+    if note:
+        print(note, file=sys.stderr)
+    return chosen

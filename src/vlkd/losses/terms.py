@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 from torch import nn
 
+from vlkd.config import bounded
 from vlkd.errors import VlkdError
 from vlkd.losses.registry import get_loss
 
@@ -26,7 +27,7 @@ from vlkd.losses.registry import get_loss
 @dataclass
 class LossTerm:
     loss: str = ""  # a registered loss name (`vlkd ls losses`)
-    weight: float = 1.0
+    weight: float = bounded(1.0, ge=0)
     student: str = ""  # the student-side output fed as the first argument
     teacher: str = ""  # the teacher-side output fed as the second argument
     args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the loss

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from safetensors import SafetensorError
 from transformers import BertConfig, BertForMaskedLM
 
+from vlkd.config import bounded
 from vlkd.errors import VlkdError
 from vlkd.io import check_safetensors_dir
+from vlkd.rundir import resolve_model_dir
 
 
 @dataclass
@@ -26,15 +29,20 @@ class ModelConfig:
 
     PRESETS: ClassVar[str] = "model"
 
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 512
-    vocab_size: int = 30522
-    max_position_embeddings: int = 512
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
+    hidden_size: int = bounded(128, ge=1)
+    num_layers: int = bounded(2, ge=1)
+    num_heads: int = bounded(2, ge=1)
+    intermediate_size: int = bounded(512, ge=1)
+    vocab_size: int = bounded(30522, ge=1)
+    max_position_embeddings: int = bounded(512, ge=1)
+    dropout: float = bounded(0.1, ge=0, lt=1)
+    attention_dropout: float = bounded(0.1, ge=0, lt=1)
     init_from: str | None = None
+
+    def check(self, prefix: str = "") -> None:
+        if self.hidden_size % self.num_heads:
+            raise VlkdError(f"config key '{prefix}hidden_size' ({self.hidden_size}) is not divisible by "
+                            f"{prefix}num_heads ({self.num_heads})")
 
 
 
@@ -62,7 +70,11 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
         return BertForMaskedLM(bert_config(mc))
     path = Path(mc.init_from)
     if not (path / "config.json").is_file():
-        raise VlkdError("model.init_from: not a directory with config.json", path)
+        try:  # a run directory: its best/ or final/
+            path = resolve_model_dir(path, "config.json", key="model.init_from")
+        except VlkdError:
+            raise VlkdError("model.init_from: not a directory with config.json (or a run with best/ or final/)",
+                            path) from None
     check_safetensors_dir(path)
     quiet = logging.getLogger("transformers.modeling_utils")
     level = quiet.level
@@ -70,8 +82,10 @@ def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:
     try:
         model = BertForMaskedLM.from_pretrained(path, hidden_dropout_prob=mc.dropout,
                                                 attention_probs_dropout_prob=mc.attention_dropout)
-    except (OSError, ValueError) as e:
-        raise VlkdError(f"model.init_from: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})", path) from None
+    except (OSError, ValueError, SafetensorError) as e:  # a truncated model.safetensors too
+        where = path / "model.safetensors" if isinstance(e, SafetensorError) else path
+        raise VlkdError(f"model.init_from: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})",
+                        where) from None
     finally:
         quiet.setLevel(level)
     return model

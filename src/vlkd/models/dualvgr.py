@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from vlkd.config import from_dict
+from vlkd.config import bounded, from_dict
 from vlkd.errors import VlkdError
 from vlkd.io import check_safetensors, read_json
 from vlkd.rundir import model_dir
@@ -37,18 +37,18 @@ from vlkd.rundir import model_dir
 class DualVGRConfig:
     """Sizes of a DualVGR model. `appearance_dim` / `motion_dim` 0: taken from the feature files."""
 
-    module_dim: int = 768
-    word_dim: int = 300
-    num_clips: int = 8
-    unit_layers: int = 1
-    graph_layers: int = 1
-    heads: int = 4
-    dropout: float = 0.15
-    leaky_slope: float = 0.01
-    mfb_dim: int = 1200
-    mfb_factor: int = 2
-    appearance_dim: int = 0
-    motion_dim: int = 0
+    module_dim: int = bounded(768, ge=1)
+    word_dim: int = bounded(300, ge=1)
+    num_clips: int = bounded(8, ge=1)
+    unit_layers: int = bounded(1, ge=1)
+    graph_layers: int = bounded(1, ge=1)
+    heads: int = bounded(4, ge=1)
+    dropout: float = bounded(0.15, ge=0, lt=1)
+    leaky_slope: float = bounded(0.01, ge=0)
+    mfb_dim: int = bounded(1200, ge=1)
+    mfb_factor: int = bounded(2, ge=1)
+    appearance_dim: int = bounded(0, ge=0)
+    motion_dim: int = bounded(0, ge=0)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers.utils import logging as hf_logging
 from transformers import (AutoModelForMultipleChoice, AutoModelForQuestionAnswering,
@@ -56,8 +57,9 @@ def load_pretrained(path: str | Path, spec: TaskSpec | None = None) -> PreTraine
     try:
         with quiet_transformers():
             return cls.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, KeyError) as e:
-        raise VlkdError(f"model: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})", path) from None
+    except (OSError, ValueError, KeyError, SafetensorError) as e:  # a truncated model.safetensors too
+        where = path / "model.safetensors" if isinstance(e, SafetensorError) else path
+        raise VlkdError(f"model: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})", where) from None
 
 
 class TaskModel(nn.Module):

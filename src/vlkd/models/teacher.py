@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertForMaskedLM
 
+from vlkd.config import bounded
 from vlkd.errors import VlkdError
 from vlkd.io import check_safetensors_dir
 from vlkd.models.bert import encode
@@ -28,14 +29,19 @@ from vlkd.models.bert import encode
 
 @dataclass
 class VideoTowerConfig:
-    feature_dim: int = 4096
-    hidden_size: int = 512
-    num_layers: int = 2
-    num_heads: int = 8
-    intermediate_size: int = 2048
-    max_steps: int = 384
-    dropout: float = 0.1
+    feature_dim: int = bounded(4096, ge=1)
+    hidden_size: int = bounded(512, ge=1)
+    num_layers: int = bounded(2, ge=1)
+    num_heads: int = bounded(8, ge=1)
+    intermediate_size: int = bounded(2048, ge=1)
+    max_steps: int = bounded(384, ge=1)
+    dropout: float = bounded(0.1, ge=0, lt=1)
     pooling: Literal["mean", "first"] = "mean"  # mean over valid steps, or a learned step prepended to the sequence
+
+    def check(self, prefix: str = "") -> None:
+        if self.hidden_size % self.num_heads:
+            raise VlkdError(f"config key '{prefix}hidden_size' ({self.hidden_size}) is not divisible by "
+                            f"{prefix}num_heads ({self.num_heads})")
 
 
 class VideoTower(nn.Module):

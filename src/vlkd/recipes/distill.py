@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from transformers import BertForMaskedLM
 
-from vlkd.config import TrainConfig
+from vlkd.config import TrainConfig, bounded
 from vlkd.data.masking import IGNORE_INDEX
 from vlkd.data.text.collate import BlockCollator
 from vlkd.data.text.split import TextData, check_model_fits, split_train_valid
@@ -74,7 +74,7 @@ class Config(TrainConfig):
     teacher: str = ""  # the teacher's run directory (`task: teacher`)
     data: TextData = field(default_factory=TextData)
     kd: KDConfig = field(default_factory=KDConfig)
-    mlm_weight: float = 1.0
+    mlm_weight: float = bounded(1.0, ge=0)
 
 
 def _names(config: Config) -> set[str]:

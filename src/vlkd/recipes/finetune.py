@@ -17,6 +17,7 @@ A finished run drops its checkpoints' optimizer state (`keep_optimizer: true` ke
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 import sys
@@ -29,7 +30,7 @@ from accelerate import PartialState
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.config import TrainConfig, apply_overrides, from_dict, validate
+from vlkd.config import TrainConfig, apply_overrides, bounded, from_dict, validate
 from vlkd.data.tasks.encode import PadCollate, encode_choices, encode_pairs
 from vlkd.data.tasks.glue import AX_FILE, AX_FULL_FILE, AX_PREDICTIONS, NLI3, read_ax
 from vlkd.data.tasks.registry import get_task, has_split, read_split, split_source
@@ -43,19 +44,20 @@ from vlkd.errors import VlkdError
 from vlkd.eval.diagnostic import load_mnli_classifier, score_diagnostic
 from vlkd.eval.metrics import compute, squad_scores, squad_v2_scores, tracie_scores
 from vlkd.eval.predict import predict
-from vlkd.io import write_json_atomic, write_text_atomic
+from vlkd.io import check_safetensors_dir, read_json, write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
+from vlkd.rundir import model_dir, model_note
 
 
 @dataclass
 class FinetuneData:
     task: str = ""  # cola sst2 mrpc qqp stsb mnli qnli rte wnli squad1 squad2 swag piqa tracie rt-polarity wiki-topic
     dir: str = ""  # the task's folder in its official layout
-    max_length: int = 0  # tokens per input; 0: the task's default (126 as the reference; SQuAD 384)
-    doc_stride: int = 128  # SQuAD: overlap between windows of a long context
-    max_answer_length: int = 30  # SQuAD: longest answer in tokens
-    n_best: int = 20  # SQuAD: start/end candidates per window
-    eval_batch_size: int = 64  # per process
+    max_length: int = bounded(0, ge=0)  # tokens per input; 0: the task's default (126 as the reference; SQuAD 384)
+    doc_stride: int = bounded(128, ge=1)  # SQuAD: overlap between windows of a long context
+    max_answer_length: int = bounded(30, ge=1)  # SQuAD: longest answer in tokens
+    n_best: int = bounded(20, ge=1)  # SQuAD: start/end candidates per window
+    eval_batch_size: int = bounded(64, ge=1)  # per process
     tokenizer: str = ""  # default: the model directory
 
 
@@ -66,10 +68,10 @@ class Config(TrainConfig):
     task: str = "finetune"
     model: str = ""  # a local from_pretrained directory (not a size preset)
     data: FinetuneData = field(default_factory=FinetuneData)
-    epochs: float = 3.0
-    warmup: float = 0.1
-    log_every: int = 20
-    seeds: list[int] = field(default_factory=list)  # several: one run per seed, mean and std reported
+    epochs: float = bounded(3.0, ge=0)
+    warmup: float = bounded(0.1, ge=0)
+    log_every: int = bounded(20, ge=1)
+    seeds: list[int] = bounded(default_factory=list, ge=0, lt=2**32)  # several: one run per seed, mean and std reported
     keep_optimizer: bool = False  # a finished run keeps its checkpoints' optimizer state (to train it further)
 
 
@@ -121,18 +123,42 @@ def check_model_dir(path: str) -> Path:
     if not path:
         raise VlkdError("--model is required: a local directory written by save_pretrained")
     if not (Path(path) / "config.json").is_file():
-        raise VlkdError("model: not a directory with config.json (a save_pretrained output)", path)
+        raise VlkdError("model: not a directory with config.json (a save_pretrained output, or a run directory "
+                        "with best/ or final/)", path)
+    check_safetensors_dir(path)  # a truncated weights file: one line now, before any data is read
     return Path(path)
 
 
+def resolve_model(config: Config) -> str:
+    """A run directory given as the model becomes its best/ (or final/) model; returns the line that says so
+    (printed once the inputs are checked, so a bad input is still one line), "" for a model directory."""
+    if config.model and not (Path(config.model) / "config.json").is_file():
+        with contextlib.suppress(VlkdError):  # not a run either: check_model_dir names the problem
+            given, chosen = config.model, model_dir(config.model, "config.json")
+            config.model = str(chosen)
+            return model_note(given, chosen, "model")
+    return ""
+
+
+def check_vocab_fits(model: str, tokenizer: PreTrainedTokenizerFast, tokenizer_dir: str) -> None:
+    """Every id the tokenizer can produce must have a row in the model's embeddings."""
+    vocab_size = read_json(Path(model) / "config.json").get("vocab_size")
+    if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+        raise VlkdError(f"mismatched vocab: the tokenizer has {len(tokenizer)} tokens but the model "
+                        f"({model}) embeds only vocab_size {vocab_size}", tokenizer_dir)
+
+
 def load_task_data(config: Config) -> TaskData:
-    """Read and tokenize every split (train, dev, test) up front: bad input fails before any output."""
+    """Read and tokenize every split (train, dev, test) up front: bad input fails before any output. A run
+    directory as the model is resolved to its best/ or final/ (config.model is updated, and saved so)."""
+    note = resolve_model(config)
     spec = get_task(config.data.task)
     data_dir = Path(config.data.dir)
     if not data_dir.is_dir():
         raise VlkdError("data directory not found", data_dir)
     check_model_dir(config.model)
     tokenizer = load_tokenizer(config.data.tokenizer or config.model)
+    check_vocab_fits(config.model, tokenizer, config.data.tokenizer or config.model)
     train_items, _ = encode(spec, read_split(spec, data_dir, spec.train), tokenizer, config.data, train=True)
     dev = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), suffix=suffix)
            for split, suffix in spec.dev]
@@ -145,6 +171,8 @@ def load_task_data(config: Config) -> TaskData:
         test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
     full = data_dir.parent / "diagnostic" / AX_FULL_FILE
     diagnostic = str(full) if spec.name == "mnli" and full.is_file() else ""
+    if note:
+        print(note, file=sys.stderr)
     return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostic,
                     missing)
 
@@ -178,8 +206,12 @@ def fit_batch(config: Config, data: TaskData, say: bool = True) -> None:
 
 
 def check(config: Config) -> None:
-    """Config rules checked before any data is read: a known downstream task."""
-    get_task(config.data.task)
+    """Config rules checked before any data is read: a known downstream task; SQuAD windows that advance."""
+    spec = get_task(config.data.task)
+    max_length = config.data.max_length or spec.max_length
+    if spec.kind == SPAN and config.data.doc_stride >= max_length:
+        raise VlkdError(f"config key 'data.doc_stride' ({config.data.doc_stride}) must be less than the window "
+                        f"data.max_length ({max_length})")
 
 
 def eval_metrics(config: Config) -> list[str]:
@@ -338,12 +370,15 @@ def run_finetune(config: Config) -> dict[str, Any]:
     return summary
 
 
-def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = None) -> Path:
+def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = None, note: str = "") -> Path:
     """GLUE diagnostics: AX.tsv predicted by a fine-tuned MNLI model (no training)."""
     data = data or FinetuneData()
     path = Path(data_dir) / AX_FILE
     examples = read_ax(path)
+    check_model_dir(model)
     classifier = load_mnli_classifier(model)
+    if note:
+        print(note, file=sys.stderr)
     tokenizer = load_tokenizer(data.tokenizer or model)
     state = PartialState()
     module = TaskModel(classifier, CLASSIFY).to(state.device).eval()
@@ -372,7 +407,8 @@ def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: 
     if config.task != "finetune":
         raise VlkdError(f"config key 'task' is the recipe (finetune); the downstream task is --task, got {config.task!r}")
     if task == "ax":
-        predict_ax(config.model, config.data.dir, config.output_dir, config.data)
+        note = resolve_model(config)
+        predict_ax(config.model, config.data.dir, config.output_dir, config.data, note)
         return {}
     check(config)
     return run_finetune(config)

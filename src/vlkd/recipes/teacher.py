@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from vlkd.config import TrainConfig
+from vlkd.config import TrainConfig, bounded
 from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.engine import Job
@@ -33,8 +33,8 @@ from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
 @dataclass
 class TeacherData:
     path: str = ""  # a `vlkd prepare howto100m` output directory
-    mlm_probability: float = 0.15
-    eval_samples: int = 1000  # held-out samples used for evaluation and retrieval
+    mlm_probability: float = bounded(0.15, gt=0, lt=1)
+    eval_samples: int = bounded(1000, ge=1)  # held-out samples used for evaluation and retrieval
 
 
 def reference_matching() -> list[LossTerm]:
@@ -50,7 +50,7 @@ class Config(TrainConfig):
     data: TeacherData = field(default_factory=TeacherData)
     video: VideoTowerConfig = field(default_factory=VideoTowerConfig)
     matching: list[LossTerm] = field(default_factory=reference_matching)  # text: token features; video: embeddings
-    mlm_weight: float = 1.0
+    mlm_weight: float = bounded(1.0, ge=0)
 
 
 class TeacherTask(nn.Module):

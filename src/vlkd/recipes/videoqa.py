@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
-from vlkd.config import TrainConfig
+from vlkd.config import TrainConfig, bounded
 from vlkd.data.videoqa.features import APPEARANCE_FILE, MOTION_FILE, HCRNFeatures
-from vlkd.data.videoqa.prepare import load_vocab
+from vlkd.data.videoqa.prepare import load_glove_matrix, load_vocab
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
@@ -43,13 +43,13 @@ class VideoQAData:
     appearance_file: str = APPEARANCE_FILE
     motion_file: str = MOTION_FILE
     drop_motion: bool = False  # ablation: motion features replaced by their mean (train and evaluation)
-    eval_batch_size: int = 256
+    eval_batch_size: int = bounded(256, ge=1)
 
 
 @dataclass
 class RegularizerWeights:
-    alpha: float = 100.0  # L_com
-    beta: float = 1e-6  # L_dep
+    alpha: float = bounded(100.0, ge=0)  # L_com
+    beta: float = bounded(1e-6, ge=0)  # L_dep
 
 
 OUTPUTS = ("appearance", "motion", "fused", "logits")  # what a KD term may compare, on either side
@@ -159,7 +159,13 @@ def build(config: Config) -> Job:
     check(config)
     data_dir = Path(config.data.path)
     meta, vocab = read_json(data_dir / "meta.json"), load_vocab(data_dir)
-    glove = np.load(data_dir / "glove.npy", allow_pickle=False)
+    glove = load_glove_matrix(data_dir)
+    if glove.shape[0] != len(vocab["question_token_to_idx"]):
+        raise VlkdError(f"has {glove.shape[0]} rows but the question vocabulary has "
+                        f"{len(vocab['question_token_to_idx'])} words", data_dir / "glove.npy")
+    if meta.get("num_answers") != len(vocab["answer_token_to_idx"]):
+        raise VlkdError(f"num_answers {meta.get('num_answers')!r} differs from the answer vocabulary's "
+                        f"{len(vocab['answer_token_to_idx'])} entries", data_dir / "meta.json")
     features = HCRNFeatures(config.data.features, config.data.appearance_file, config.data.motion_file)
     model_config = _model_config(config, features, glove, data_dir)
     config.model = model_config  # saved with the run: the sizes it really has

@@ -200,6 +200,19 @@ def hcrn_ids(ids: list[str]) -> np.ndarray:
     return np.array(ids, dtype=h5py.string_dtype())
 
 
+def _stored_ids(path: Path) -> list[int | str]:
+    """The video ids of an HCRN file written by an earlier run (to resume), or a one-line error."""
+    try:
+        with h5py.File(path, "r") as f:
+            ids = f.get("ids")
+            if not isinstance(ids, h5py.Dataset) or ids.ndim != 1 or ids.dtype.kind not in "iuSO":
+                raise VlkdError("has no 1-D 'ids' dataset of integers or strings: remove it to extract again", path)
+            return [v.decode() if isinstance(v, bytes) else int(v) for v in ids[()]]
+    except OSError as e:
+        raise VlkdError(f"not a readable HDF5 file ({' '.join(str(e).split())[:160]}): remove it to extract again",
+                        path) from None
+
+
 class Writer:
     """Where finished videos go, and how to tell that a video is finished."""
 
@@ -213,8 +226,7 @@ class Writer:
             by_key: dict[int | str, str] = {vid: vid for vid in ids}  # stored ids may be names or numbers
             by_key.update({int(m.group(1)): vid for vid in ids if (m := re.search(r"(\d+)$", vid))})
             for name, _, _ in self.FILES:
-                with h5py.File(out / name, "r") as f:
-                    stored = [v.decode() if isinstance(v, bytes) else int(v) for v in f["ids"][()]]
+                stored = _stored_ids(out / name)
                 self.rows[name] = {by_key[k]: row for row, k in enumerate(stored) if k in by_key}
         self.in_h5 = set.intersection(*(set(r) for r in self.rows.values())) if self.rows else set()
 

@@ -248,7 +248,7 @@ def _edit_records(path: Path, index: int, drop: str) -> None:
     ("not a list", ["val_qa.json: expected a JSON list"]),
     ("unmapped name", ["train_qa.json: record 3", "-4wsuPCjDBc_5_15", "not in the mapping file"]),
     ("bad mapping", ["youtube_mapping.txt: line 2: expected `NAME vidN`"]),
-    ("answer top", ["answer_top must be a positive integer"]),
+    ("answer top", ["--answer-top: must be at least 1"]),
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture, case: str,
                                                   expected: list[str]) -> None:

@@ -101,5 +101,10 @@ def prepare_bundled(out: str | os.PathLike) -> dict[str, dict[str, int]]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VlkdError("exists and is not a directory", out)
-    return {"rt-polarity": write_task(out / "rt-polarity", rotten_tomatoes(), "rotten_tomatoes", "movie name"),
-            "wiki-topic": write_task(out / "wiki-topic", wikipedia_topics(), "wikipedia", "article title")}
+    # Both sources are read and every target checked before anything is written: no half output.
+    tasks = {"rt-polarity": (list(rotten_tomatoes()), "rotten_tomatoes", "movie name"),
+             "wiki-topic": (wikipedia_topics(), "wikipedia", "article title")}
+    for name in tasks:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise VlkdError("exists and is not a directory", out / name)
+    return {name: write_task(out / name, items, source, key) for name, (items, source, key) in tasks.items()}

@@ -71,13 +71,27 @@ def read_captions(path: Path) -> dict[str, list[Segment]]:
                             path)
         segments = []
         for i, (s, e, t) in enumerate(zip(start, end, text)):
-            if not isinstance(s, (int, float)) or not isinstance(e, (int, float)) or not isinstance(t, str):
+            if not _is_number(s) or not _is_number(e) or not isinstance(t, str):
                 raise VlkdError(f"video {vid!r}, segment {i}: start/end must be numbers and text a string", path)
+            if not (_finite(s) and _finite(e)) or s < 0:
+                raise VlkdError(f"video {vid!r}, segment {i}: times must be finite and not negative, got start {s} "
+                                f"and end {e}", path)
             if e < s:
                 raise VlkdError(f"video {vid!r}, segment {i}: end {e} is before start {s}", path)
             segments.append(Segment(float(s), float(e), t))
         captions[str(vid)] = segments
     return captions
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def caption_windows(segments: list[Segment], word_budget: int) -> Iterator[tuple[float, float, str]]:
@@ -126,12 +140,20 @@ def _load_features(path: Path) -> np.ndarray | str:
         return "missing feature file"
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise VlkdError(f"unreadable .npy feature file ({str(e).splitlines()[0][:120]})", path) from None
+    except (ValueError, OSError, EOFError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise VlkdError(f"unreadable .npy feature file ({reason})", path) from None
+    if not isinstance(arr, np.ndarray):
+        raise VlkdError("not a .npy array (an .npz archive?)", path)
+    if arr.dtype.kind not in "fiu":
+        raise VlkdError(f"feature array must hold numbers, got dtype {arr.dtype}", path)
     if arr.ndim != 2:
         raise VlkdError(f"feature array must be 2-D (steps, dim), got shape {arr.shape}", path)
     if arr.shape[0] == 0:
         return "empty feature file"
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise VlkdError(f"feature array holds NaN or infinite values (first at step {row})", path)
     return arr
 
 

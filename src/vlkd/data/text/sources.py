@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from vlkd.errors import VlkdError
+from vlkd.io import DuplicateKey, unique_json_object
 
 FORMATS = ("auto", "wikitext", "txt", "wiki-json")
 DEFAULT_MIN_WORDS = {"wikitext": 5, "txt": 0, "wiki-json": 0}
@@ -211,9 +212,13 @@ class TextSource:
             line = raw.count(b"\n", 0, e.start) + 1
             raise VlkdError(f"not UTF-8 text: invalid byte at offset {e.start} (line {line})", self.path) from None
         try:
-            entries = json.loads(text)
+            entries = json.loads(text, object_pairs_hook=unique_json_object)
         except json.JSONDecodeError as e:
             raise VlkdError(f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})", self.path) from None
+        except DuplicateKey as e:
+            raise VlkdError(f"key {e.args[0]!r} appears twice in one JSON object", self.path) from None
+        except RecursionError:
+            raise VlkdError("malformed JSON (nested too deeply)", self.path) from None
         if not isinstance(entries, dict):
             raise VlkdError(f"expected a JSON object {{title: entry}}, got {type(entries).__name__}", self.path)
         items = list(entries.items())

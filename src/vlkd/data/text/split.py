@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlkd.config import bounded
 from vlkd.data.text.collate import IndexedBlocks
 from vlkd.data.text.store import TokenStore
 from vlkd.errors import VlkdError
@@ -14,8 +15,8 @@ from vlkd.errors import VlkdError
 class TextData:
     train: str = ""  # token store directory (`vlkd prepare text`)
     valid: str | None = None  # a separate token store; else the last `valid_blocks` of train are held out
-    valid_blocks: int = 512
-    mlm_probability: float = 0.15
+    valid_blocks: int = bounded(512, ge=1)
+    mlm_probability: float = bounded(0.15, gt=0, lt=1)
 
 
 def open_store(path: str, key: str) -> TokenStore:

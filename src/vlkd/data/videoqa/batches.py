@@ -9,13 +9,18 @@ import numpy as np
 import torch
 
 from vlkd.data.videoqa.features import HCRNFeatures
-from vlkd.data.videoqa.prepare import load_split
+from vlkd.data.videoqa.prepare import load_split, load_vocab
 from vlkd.errors import VlkdError
 
 
 def load_questions(data_dir: str | Path, split: str, features: HCRNFeatures) -> list[dict[str, Any]]:
-    """The split's questions; every video must have features (prepare with --features drops the rest)."""
-    items = load_split(data_dir, split)
+    """The split's questions, their token ids and labels inside the data's vocabularies; every video must
+    have features (prepare with --features drops the rest)."""
+    vocab = load_vocab(data_dir)
+    items = load_split(data_dir, split, num_words=len(vocab["question_token_to_idx"]),
+                       num_answers=len(vocab["answer_token_to_idx"]))
+    if not items:
+        raise VlkdError("has no questions", Path(data_dir) / f"{split}.jsonl")
     missing = features.missing(it["video_id"] for it in items)
     if missing:
         absent = set(missing)

@@ -32,6 +32,31 @@ def video_key(value: Any) -> int | str:
     return int(text) if text.isascii() and text.isdigit() else text
 
 
+def _check_datasets(f: h5py.File, dataset: str, ndim: int, path: Path, chunk: int = 64) -> tuple[tuple, np.ndarray]:
+    """The features' shape and ids of one open HCRN file, checked: float features of rank `ndim` with one
+    row per id, integer or string ids, and every value finite (read in chunks of `chunk` videos)."""
+    found = {name: f.get(name) for name in (dataset, "ids")}
+    if not all(isinstance(d, h5py.Dataset) for d in found.values()):
+        raise VlkdError(f"expected datasets '{dataset}' and 'ids' (HCRN layout), found {sorted(f.keys())}", path)
+    data, ids_data = found[dataset], found["ids"]
+    if data.dtype.kind != "f":
+        raise VlkdError(f"'{dataset}' must hold floating-point features, got dtype {data.dtype}", path)
+    if ids_data.ndim != 1 or ids_data.dtype.kind not in "iuSOU":
+        raise VlkdError(f"'ids' must be a 1-D array of integers or strings, got {ids_data.dtype} "
+                        f"{ids_data.shape}", path)
+    ids = ids_data[()]
+    if data.ndim != ndim or data.shape[0] != len(ids):
+        raise VlkdError(f"'{dataset}' has shape {data.shape}; expected {ndim} dimensions with one row per id "
+                        f"({len(ids)} ids)", path)
+    for start in range(0, data.shape[0], chunk):
+        block = data[start:start + chunk]
+        if not np.isfinite(block).all():
+            row = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise VlkdError(f"'{dataset}' holds NaN or infinite values (video {video_key(ids[row])!r}, row {row})",
+                            path)
+    return data.shape, ids
+
+
 class HCRNFeatures:
     """Appearance and motion rows of a set of videos, looked up by video id."""
 
@@ -45,17 +70,16 @@ class HCRNFeatures:
                 raise VlkdError("feature file not found (write it with `vlkd extract-features --layout hcrn`)", path)
             try:
                 with h5py.File(path, "r") as f:
-                    if dataset not in f or "ids" not in f:
-                        raise VlkdError(f"expected datasets '{dataset}' and 'ids' (HCRN layout), found "
-                                        f"{sorted(f.keys())}", path)
-                    shape, ids = f[dataset].shape, f["ids"][()]
+                    shape, ids = _check_datasets(f, dataset, ndim, path)
             except OSError as e:
-                raise VlkdError(f"not a readable HDF5 file ({e})", path) from None
-            if len(shape) != ndim or shape[0] != len(ids):
-                raise VlkdError(f"'{dataset}' has shape {shape}; expected {ndim} dimensions with one row per id "
-                                f"({len(ids)} ids)", path)
+                raise VlkdError(f"not a readable HDF5 file ({' '.join(str(e).split())[:160]})", path) from None
             shapes.append(shape)
-            self.rows.append({video_key(v): row for row, v in enumerate(ids)})
+            rows: dict[int | str, int] = {}
+            for row, v in enumerate(ids):
+                if rows.setdefault(video_key(v), row) != row:
+                    raise VlkdError(f"'ids' names video {video_key(v)!r} twice (rows {rows[video_key(v)]} and {row})",
+                                    path)
+            self.rows.append(rows)
         (_, n_app, self.frames, self.appearance_dim), (_, n_mot, self.motion_dim) = shapes
         if n_app != n_mot:
             raise VlkdError(f"appearance has {n_app} clips per video but {self.paths[1].name} has {n_mot}",

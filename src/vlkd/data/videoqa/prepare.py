@@ -143,16 +143,24 @@ def _bundled_glove(name: str, wanted: dict[str, list[int]]) -> tuple[dict[str, n
             rows[word] = i
     found = sorted(rows, key=rows.__getitem__)
     block = np.asarray(matrix[[rows[w] for w in found]], dtype=np.float32)
+    if not np.isfinite(block).all():
+        raise VlkdError("bundled GloVe matrix holds NaN or infinite values", bundled_path(matrix_name))
     return dict(zip(found, block)), int(matrix.shape[1])
 
 
 def _parse_vector(fields: list[bytes], path: Path, lineno: int) -> np.ndarray:
     try:
-        return np.array([float(x) for x in fields], dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+            vector = np.array([float(x) for x in fields], dtype=np.float32)
     except ValueError:
         bad = next(x for x in fields if not _is_number(x))
         raise VlkdError(f"line {lineno}: non-numeric vector value {bad.decode('utf-8', 'replace')[:40]!r}",
                         path) from None
+    if not np.isfinite(vector).all():
+        bad = fields[int(np.argmin(np.isfinite(vector)))]
+        raise VlkdError(f"line {lineno}: vector value {bad.decode('utf-8', 'replace')[:40]!r} is NaN, infinite "
+                        "or beyond float32", path)
+    return vector
 
 
 def _is_number(field: bytes) -> bool:
@@ -270,6 +278,7 @@ def read_split(path: Path, mapping: dict[str, int] | None) -> list[dict[str, Any
     if not isinstance(raw, list):
         raise VlkdError(f"expected a JSON list of question records, got a JSON {type(raw).__name__}", path)
     records = []
+    seen_ids: dict[str, int] = {}
     for i, rec in enumerate(raw):
         where = f"record {i}"
         if not isinstance(rec, dict):
@@ -284,6 +293,9 @@ def read_split(path: Path, mapping: dict[str, int] | None) -> list[dict[str, Any
         qid = rec.get("id", i)
         if isinstance(qid, bool) or not isinstance(qid, (int, str)):
             raise VlkdError(f'{where} has an "id" that is neither an integer nor a string: {qid!r}', path)
+        if str(qid) in seen_ids:
+            raise VlkdError(f'{where} has "id" {qid!r}, already used by record {seen_ids[str(qid)]}', path)
+        seen_ids[str(qid)] = i
         tokens = tokenize(rec["question"])
         if not tokens:
             raise VlkdError(f"{where} has an empty question", path)
@@ -415,24 +427,64 @@ def load_vocab(out_dir: str | os.PathLike) -> dict[str, Any]:
     return vocab
 
 
-def load_split(out_dir: str | os.PathLike, split: str) -> list[dict[str, Any]]:
+def load_glove_matrix(out_dir: str | os.PathLike) -> np.ndarray:
+    """glove.npy of a prepared directory: a finite float (question vocabulary size, D) matrix, checked
+    (a FIFO or device there would block np.load, so only a regular file is opened)."""
+    path = Path(out_dir) / "glove.npy"
+    if not path.is_file():
+        raise VlkdError("file not found or not a regular file (run `vlkd prepare videoqa` first)", path)
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise VlkdError(f"unreadable .npy file ({(str(e).splitlines() or [type(e).__name__])[0][:120]})",
+                        path) from None
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype.kind != "f":
+        raise VlkdError(f"expected a 2-D float array (vocabulary x D), got "
+                        f"{getattr(matrix, 'dtype', type(matrix).__name__)} {getattr(matrix, 'shape', '')}", path)
+    if not np.isfinite(matrix).all():
+        raise VlkdError(f"holds NaN or infinite values (first in row {int(np.argwhere(~np.isfinite(matrix))[0][0])})",
+                        path)
+    return matrix
+
+
+def _check_row(row: Any, lineno: int, path: Path, num_words: int | None, num_answers: int | None) -> None:
+    if not isinstance(row, dict) or not {"video_id", "tokens", "label", "type"} <= row.keys():
+        raise VlkdError(f"line {lineno}: not a prepared question record", path)
+    tokens, label = row["tokens"], row["label"]
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        raise VlkdError(f"line {lineno}: 'tokens' must be a list of integers", path)
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise VlkdError(f"line {lineno}: 'label' must be an integer, got {label!r}", path)
+    bad = next((t for t in tokens if t < 0 or (num_words is not None and t >= num_words)), None)
+    if bad is not None:
+        raise VlkdError(f"line {lineno}: token id {bad} is outside the question vocabulary "
+                        f"(0..{num_words - 1 if num_words else '?'})", path)
+    if label < 0 or (num_answers is not None and label >= num_answers):
+        raise VlkdError(f"line {lineno}: label {label} is outside the answer vocabulary "
+                        f"(0..{num_answers - 1 if num_answers else '?'})", path)
+
+
+def load_split(out_dir: str | os.PathLike, split: str, num_words: int | None = None,
+               num_answers: int | None = None) -> list[dict[str, Any]]:
     """The questions of one prepared split, in order: dicts with id, video_id, question, tokens, answer,
-    label, type."""
+    label, type. With the vocabulary sizes, every token id and label must lie inside them."""
     if split not in SPLITS:
         raise VlkdError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
     path = Path(out_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise VlkdError("file not found (run `vlkd prepare videoqa` first)", path)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise VlkdError(f"line {lineno}: malformed JSON ({e.msg})", path) from None
-            if not isinstance(row, dict) or not {"video_id", "tokens", "label", "type"} <= row.keys():
-                raise VlkdError(f"line {lineno}: not a prepared question record", path)
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise VlkdError(f"not UTF-8 text (invalid byte at offset {e.start})", path) from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise VlkdError(f"line {lineno}: malformed JSON ({e.msg})", path) from None
+        _check_row(row, lineno, path, num_words, num_answers)
+        rows.append(row)
     return rows
