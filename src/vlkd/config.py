@@ -53,6 +53,7 @@ class TrainConfig:
     eval_batches: int = 50
     num_workers: int = 0
     progress: bool = True
+    report_to: list[str] = field(default_factory=lambda: ["jsonl"])  # and/or tensorboard (RUN/tensorboard/)
     resume: bool = False
 
 

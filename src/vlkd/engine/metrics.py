@@ -1,22 +1,46 @@
-"""metrics.jsonl: one JSON object per log or eval step, appended; trimmed on resume."""
+"""Where a run's scalars go: metrics.jsonl (one JSON object per log or eval step, appended; trimmed on
+resume) and, when `report_to` names it, TensorBoard event files under RUN/tensorboard/ with the same
+scalars under the same names (the `step` key is the global step)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from vlkd.errors import VlkdError
 from vlkd.io import write_text_atomic
+
+REPORTERS = ("jsonl", "tensorboard")
+TENSORBOARD_DIR = "tensorboard"
+
+
+def check_report_to(report_to: list[str]) -> None:
+    """A one-line error for an unknown reporter or a missing optional dependency."""
+    unknown = [r for r in report_to if r not in REPORTERS]
+    if unknown:
+        raise VlkdError(f"config key 'report_to': unknown {unknown} (choose from {list(REPORTERS)})")
+    if "tensorboard" in report_to:
+        if importlib.util.find_spec("tensorboard") is None:  # an optional extra
+            raise VlkdError("report_to: tensorboard needs the tensorboard package: pip install 'vlkd[tensorboard]'")
 
 
 class MetricsLog:
-    def __init__(self, path: Path, enabled: bool) -> None:
+    def __init__(self, path: Path, enabled: bool, report_to: tuple[str, ...] | list[str] = ("jsonl",)) -> None:
+        check_report_to(list(report_to))
         self.path, self.enabled = path, enabled
+        self.jsonl, self.tensorboard = "jsonl" in report_to, "tensorboard" in report_to
+        self._writer: Any = None
+        self._purge_step: int | None = None
 
     def trim_after(self, step: int) -> None:
-        """Drop lines logged after `step` (they belong to work a resume will redo)."""
-        if not self.enabled or not self.path.is_file():
+        """Drop what was logged after `step` (it belongs to work a resume will redo)."""
+        if not self.enabled:
+            return
+        self._purge_step = step + 1  # TensorBoard drops the events at and after it when the writer opens
+        if not self.jsonl or not self.path.is_file():
             return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
@@ -26,5 +50,25 @@ class MetricsLog:
         if not self.enabled:
             return
         clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in record.items()}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(clean) + "\n")
+        if self.jsonl:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean) + "\n")
+        if self.tensorboard:
+            writer = self._tensorboard_writer()
+            step = int(record.get("step", 0))
+            for key, value in clean.items():
+                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    writer.add_scalar(key, value, step)
+            writer.flush()
+
+    def _tensorboard_writer(self) -> Any:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency, loaded only when used
+
+            self._writer = SummaryWriter(str(self.path.parent / TENSORBOARD_DIR), purge_step=self._purge_step)
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
