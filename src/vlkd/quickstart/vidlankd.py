@@ -5,6 +5,7 @@ where a kill stopped it and returns its numbers; `teacher_section` / `students_s
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
@@ -154,9 +155,16 @@ def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) 
     """The bar chart (grounding R@5 by both routes; fine-tuning accuracy) and the perplexity curves."""
     figures = out / "figures"
     students = metrics["students"]
-    routes = BarPanel("held-out caption -> clip grounding", "R@5 (0-1)", ["head route", "probe route"],
-                      {s["label"]: [((s["grounding_head"] or {}).get("r5", 0.0), 0.0), (s["grounding_probe"]["r5"], 0.0)]
-                       for s in students.values()}, ylim=(0, 1.02), lines={"chance": metrics["r5_chance"]})
+    n = metrics["gallery"]
+
+    def r5(r: dict[str, float] | None) -> tuple[float, float]:
+        """R@5 and its binomial standard error over the n held-out queries (no KD head: no bar)."""
+        return (float("nan"), 0.0) if r is None else (r["r5"], math.sqrt(r["r5"] * (1 - r["r5"]) / n))
+
+    routes = BarPanel(f"grounding of {n} held-out captions (± binomial s.e.)", "R@5 (0-1)",
+                      ["head route (KD head only)", "probe route"],
+                      {s["label"]: [r5(s["grounding_head"]), r5(s["grounding_probe"])] for s in students.values()},
+                      ylim=(0, 1.02), lines={"chance": metrics["r5_chance"]})
     tasks = sorted(metrics["finetune_majority"])
     finetune = BarPanel(f"fine-tuning, mean ± std over {len(metrics['finetune_seeds'])} seeds", "dev accuracy (%)",
                         tasks, {s["label"]: [(s["finetune"][t]["mean"], s["finetune"][t]["std"]) for t in tasks]
