@@ -49,6 +49,11 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _natural(key: str) -> list[tuple[int, int, str]]:
+    """Sort key with numbers compared as numbers: valid_r5 before valid_r10."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", key)]
+
+
 def _panels(keys: list[str]) -> list[tuple[str, list[str]]]:
     """(panel name, keys) in drawing order: one panel per loss term, then perplexity, then rates."""
     losses: dict[str, list[str]] = {}
@@ -64,7 +69,8 @@ def _panels(keys: list[str]) -> list[tuple[str, list[str]]]:
     if "loss" in losses and len(losses) == 2:  # the total equals its single term: draw the term only
         del losses["loss"]
     panels = [(name, sorted(group)) for name, group in losses.items()]
-    return panels + ([("perplexity", perplexity)] if perplexity else []) + ([("rates", sorted(rates))] if rates else [])
+    return panels + ([("perplexity", perplexity)] if perplexity else []) + \
+        ([("rates", sorted(rates, key=_natural))] if rates else [])
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path, title: str) -> list[str]:
