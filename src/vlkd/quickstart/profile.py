@@ -41,7 +41,7 @@ class Profile:
                          f"eval_every={self.text_steps // 4}"]}
 
 
-QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.6, teacher_steps=150, text_steps=300,
+QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.6, teacher_steps=150, text_steps=200,
                 students=("mlm", "distill"), finetune_tasks=("rt-polarity",), finetune_seeds=(0, 1, 2),
                 videoqa_seeds=(0, 1, 2), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
