@@ -31,7 +31,7 @@ def _report_numbers(text: str) -> list[str]:
     for line in text.splitlines():
         if not line.startswith(("|", "- ")):
             continue
-        line = re.sub(r"`[^`]*`|\([^)]*\.png\)|R@\d+|\d+L/\d+H|\d+-d\b|\d+x\d+|\(seed \d\)", " ", line)
+        line = re.sub(r"`[^`]*`|\([^)]*\.png\)|[\d.]+/s\b|R@\d+|\d+L/\d+H|\d+-d\b|\d+x\d+|\(seed \d\)", " ", line)
         found += NUMBER.findall(line)
     return found
 
