@@ -106,6 +106,7 @@ class TrainConfig:
     eval_batches: int = bounded(50, ge=1)
     num_workers: int = bounded(0, ge=0)
     progress: bool = True
+    report_to: list[str] = field(default_factory=lambda: ["jsonl"])  # and/or tensorboard (RUN/tensorboard/)
     resume: bool = False
     on_nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop the run, or skip that step's update
     max_nonfinite: int = bounded(10, ge=1)  # with skip: this many skipped steps in a row are tolerated, one more stops

@@ -3,48 +3,96 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vlkd.errors import VlkdError
-from vlkd.quickstart import run_quickstart
+from vlkd.quickstart import render_report, run_quickstart
+
+SHORT = ["max_steps=6", "log_every=3", "save_every=3", "eval_every=3", "eval_batches=2", "batch_size=4",
+         "progress=false"]
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 
 
-def test_quickstart_builds_store_trains_and_reports(tmp_path: Path) -> None:
-    short = ["max_steps=6", "log_every=3", "save_every=3", "eval_every=3", "eval_batches=2", "batch_size=8",
-             "progress=false"]
-    report = run_quickstart(tmp_path, overrides=short, world_videos=12)
+def _leaves(tree: Any) -> list[float]:
+    if isinstance(tree, dict):
+        return [v for value in tree.values() for v in _leaves(value)]
+    if isinstance(tree, list):
+        return [v for value in tree for v in _leaves(value)]
+    return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def _report_numbers(text: str) -> list[str]:
+    """Numbers in the report's table rows and bullet lines, outside code spans, links and headings."""
+    found = []
+    for line in text.splitlines():
+        if not line.startswith(("|", "- ")):
+            continue
+        line = re.sub(r"`[^`]*`|\([^)]*\.png\)|[\d.]+/s\b|R@\d+|\d+L/\d+H|\d+-d\b|\d+x\d+|\(seed \d\)", " ", line)
+        found += NUMBER.findall(line)
+    return found
+
+
+def _matches(number: str, values: list[float]) -> bool:
+    digits = len(number.split(".")[1]) if "." in number else 0
+    x = float(number.replace(",", ""))
+    return any(abs(v - x) <= 0.5 * 10 ** -digits + 1e-9 for v in values)
+
+
+def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_path: Path) -> None:
+    report = run_quickstart(tmp_path, overrides=SHORT, world_videos=12)
     text = report.read_text()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # the report is a pure rendering of metrics.json, and every number in its tables and bullets is one of them
+    assert render_report(metrics) == text
+    values = _leaves(metrics)
+    numbers = _report_numbers(text)
+    assert len(numbers) > 60
+    assert [n for n in numbers if not _matches(n, values)] == []
+    # every linked picture exists
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert {"figures/teacher-curves.png", "figures/vidlankd-bars.png", "figures/vidlankd-perplexity.png",
+            "figures/videoqa-bars.png", "teacher/retrieval.png"} <= set(links)
+    assert all((tmp_path / link).read_bytes()[:4] == b"\x89PNG" for link in links)
+    # metrics.json holds what the runs logged
+    teacher = json.loads((tmp_path / "teacher" / "retrieval.json").read_text())
+    assert {k: metrics["teacher"]["retrieval"][k] for k in ("r1", "r5", "r10")} == {k: teacher[k] for k in ("r1", "r5", "r10")}
+    assert metrics["teacher"]["retrieval"]["gallery"] == metrics["teacher"]["held_out_videos"] == teacher["gallery_size"]
+    for name in ("mlm", "distill"):
+        student = metrics["vidlankd"]["students"][name]
+        assert student["valid_perplexity"] == json.loads((tmp_path / name / "results.json").read_text())["valid_perplexity"]
+        grounding = json.loads((tmp_path / name / "grounding.json").read_text())
+        assert student["grounding_probe"]["r5"] == grounding["probe"]["r5"]
+        assert (student["grounding_head"] is None) == (name == "mlm")
+        finetuned = json.loads((tmp_path / f"finetune-rt-polarity-{name}" / "eval_results.json").read_text())
+        assert student["finetune"]["rt-polarity"]["values"] == [100 * finetuned["per_seed"][s]["accuracy"]
+                                                                 for s in ("0", "1", "2")]
+    assert (tmp_path / "distill" / "final" / "kd_head" / "config.json").is_file()
     # the student corpus: the whole bundled Wikipedia + the world's training captions (not the held-out ones)
     sources = json.loads((tmp_path / "text-tokens" / "meta.json").read_text())["sources"]
     assert [Path(s["path"]).name for s in sources] == ["summaries_en-us.json", "world-train-captions.txt"]
-    assert "held-out caption -> video retrieval over" in text and "R@5 **" in text
-    # baseline and distilled student at equal compute, compared three ways
-    assert "## 4. Baseline vs. distilled student" in text
-    for name in ("mlm", "distill"):
-        assert (tmp_path / name / "final" / "model.safetensors").is_file() and (tmp_path / name / "curves.png").is_file()
-        grounding = json.loads((tmp_path / name / "grounding.json").read_text())
-        assert grounding["probe"]["r5_chance"] > 0 and (grounding["head"] is None) == (name == "mlm")
-        summary = json.loads((tmp_path / f"finetune-{name}" / "eval_results.json").read_text())
-        assert summary["seeds"] == [0, 1, 2]
-    assert (tmp_path / "distill" / "final" / "kd_head" / "config.json").is_file()
-    assert "| text-only BERT (MLM) |" in text and "| distilled student (MLM + NST) |" in text
-    assert (tmp_path / "teacher" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "teacher" / "final" / "text" / "config.json").is_file()
-    # VideoQA: three models x 3 seeds + the motion ablation, each scored on test with its val-selected model
-    assert "## 5. VideoQA" in text and "| student (1 graph layer) + feature KD |" in text
-    runs = sorted(p.name for p in (tmp_path / "videoqa").iterdir())
-    assert runs == sorted([f"{m}-seed{s}" for m in ("teacher", "student-kd", "student") for s in (0, 1, 2)]
-                          + ["teacher-no-motion-seed0"])
-    for run in runs:
-        assert (tmp_path / "videoqa" / run / "best" / "selection.json").is_file()
-        assert json.loads((tmp_path / "videoqa" / run / "eval-test.json").read_text())["split"] == "test"
-    # a second run resumes: nothing is retrained, the report is rewritten
-    again = run_quickstart(tmp_path, overrides=short, world_videos=12)
+    # VideoQA: four models x the profile's seeds (the ablation: its own), each scored on test with its
+    # val-selected model
+    models, both = metrics["videoqa"]["models"], metrics["videoqa"]["seeds"]
+    assert len(both) >= 2
+    for name, seeds in (("teacher", both), ("student-kd", both), ("student", both),
+                        ("teacher-no-motion", metrics["videoqa"]["ablation_seeds"])):
+        for i, seed in enumerate(seeds):
+            run = tmp_path / "videoqa" / f"{name}-seed{seed}"
+            assert (run / "best" / "selection.json").is_file()
+            scored = json.loads((run / "eval-test.json").read_text())
+            assert scored["split"] == "test" and models[name]["accuracy"]["values"][i] == 100 * scored["accuracy"]
+    assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) >= {"world", "teacher", "text", "mlm", "distill", "comparison", "videoqa"}
+    # a second run resumes: nothing is retrained, the report is rewritten identically
+    again = run_quickstart(tmp_path, overrides=SHORT, world_videos=12)
     assert again.read_text() == text
 
 
-def test_only_picks_one_method(tmp_path: Path) -> None:
+def test_only_and_profile_are_checked(tmp_path: Path) -> None:
     with pytest.raises(VlkdError, match="--only"):
         run_quickstart(tmp_path, only="everything")
+    with pytest.raises(VlkdError, match="profile"):
+        run_quickstart(tmp_path, profile="huge")

@@ -151,7 +151,7 @@ class Trainer:
         # The scheduler is stepped by us, once per optimizer step: accelerate's wrapper would step it
         # once per process. The DataLoader is ours too: ShardedBatches already shards and resumes.
         self.module, self.optimizer = acc.prepare(self.job.module, optimizer)
-        self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=acc.is_main_process)
+        self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=acc.is_main_process, report_to=config.report_to)
         self.step = 0
         self.micro_step = 0
         self.saved_step = -1  # the step of the newest checkpoint on disk
@@ -395,6 +395,7 @@ class Trainer:
                 self._save()
         bar.close()
         self._finish()
+        self.metrics.close()
         return self.out
 
     def _note_config_changes(self) -> None:

@@ -2,49 +2,120 @@
 
 Stages (each resumable: re-running continues where a kill stopped it):
 1. the video-language teacher on a generated synthetic world: world -> features -> samples -> training,
-   with held-out caption -> video retrieval and its grounding grid (`vlkd.quickstart.vidlankd`);
+   with retrieval against a gallery of every held-out video and its grounding grid (`vlkd.quickstart.vidlankd`);
 2. a token store from the bundled Wikipedia lead sections + the world's training captions;
-3. a tiny text-only BERT trained with masked language modelling (the VidLanKD baseline) and a student of
-   the same size distilled from the teacher (MLM + NST) at equal compute;
-4. both compared: held-out perplexity, grounding of their text in the teacher's video space (two routes),
-   rt-polarity fine-tuning (bundled Rotten Tomatoes snippets) over 3 seeds;
+3. a tiny text-only BERT trained with masked language modelling (the VidLanKD baseline) and students of
+   the same size distilled from the teacher (NST; `--full` adds voken and CRD) at equal compute;
+4. all compared: held-out perplexity, grounding of their text in the teacher's video space (two routes),
+   fine-tuning on bundled tasks over seeds;
 5. VideoQA on the same world: DualVGR teacher, distilled student, student alone, motion ablation
    (`vlkd.quickstart.videoqa`);
-then OUT/report.md with every stage's numbers and curves. It sits above the recipes: it runs them.
+then OUT/report.md (the story, with figures in OUT/figures/) and OUT/metrics.json (every number of the
+report under stable keys, and the stages' wall times). It sits above the recipes: it runs them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from vlkd.data.world.generate import ensure_world
 from vlkd.errors import VlkdError
-from vlkd.io import write_text_atomic
+from vlkd.io import read_json, write_json_atomic, write_text_atomic
+from vlkd.quickstart.profile import PROFILES, QUICK, STUDENTS, Profile
+from vlkd.quickstart.timing import StageClock
+from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
-    WORLD_SEED, WORLD_VIDEOS, comparison_stage, distill_stage, teacher_stage, text_stage, world_captions)
-from vlkd.quickstart.videoqa import videoqa_stage
+    WORLD_SEED, comparison_stage, student_stage, students_section, teacher_section, teacher_stage, text_stage,
+    vidlankd_figures, world_captions)
+
+STAGE_LABELS = {
+    "world": "generate the synthetic world", "teacher": "teacher: features, samples, training, retrieval",
+    "text": "token store", "comparison": "grounding and fine-tuning of every student",
+    "videoqa": "VideoQA: features, data, every model and seed",
+}
+
+
+def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], clock: StageClock,
+            world_videos: int) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"profile": profile.name}
+    with clock.stage("world"):
+        world = ensure_world(out / "world", world_videos, seed=WORLD_SEED)
+    if only in (None, "vidlankd"):
+        with clock.stage("teacher"):
+            metrics["teacher"] = teacher_stage(out, world, profile, extra)
+        with clock.stage("text"):
+            store = text_stage(out, world_captions(world, out / "world-teacher-data", out))
+        runs = {}
+        for name in profile.students:
+            with clock.stage(name):
+                runs[name] = student_stage(out, name, store, out / "teacher", profile, extra)
+        with clock.stage("comparison"):
+            metrics["vidlankd"] = comparison_stage(out, runs, out / "teacher", profile, extra)
+        metrics["vidlankd"]["store"] = {k: store.meta[k] for k in
+                                        ("num_tokens", "num_blocks", "block_size", "vocab_size", "tokenizer")}
+        metrics["vidlankd"]["figures"] = vidlankd_figures(out, runs, metrics["vidlankd"])
+    if only in (None, "videoqa"):
+        with clock.stage("videoqa"):
+            metrics["videoqa"] = videoqa_stage(out, world, profile, extra)
+        metrics["videoqa"]["figure"] = videoqa_figure(out, metrics["videoqa"])
+    return metrics
+
+
+STAGE_ORDER = ("world", "teacher", "text", *STUDENTS, "comparison", "videoqa")
+
+
+def _time_section(seconds: dict[str, dict[str, float]]) -> list[str]:
+    wall, cpu = seconds["wall"], seconds["cpu"]
+    rows = [f"| {name} ({STAGE_LABELS.get(name, 'training: ' + STUDENTS[name][0] if name in STUDENTS else name)}) | "
+            f"{wall[name]:.1f} | {cpu[name]:.1f} |"
+            for name in sorted(wall, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)]
+    return ["## Stage times", "",
+            "Seconds per stage of the run that did the work (a resumed stage keeps its first times; "
+            "`OUT/stage-seconds.json`). CPU is this process and its children, user + system: with "
+            "OMP_NUM_THREADS=1 it is close to the wall time on an otherwise idle machine, while the wall time "
+            "grows with whatever else the machine runs.", "",
+            "| stage | wall seconds | CPU seconds |", "|---|---|---|", *rows,
+            f"| total | {seconds['total']['wall']:.1f} | {seconds['total']['cpu']:.1f} |", ""]
+
+
+def render_report(metrics: dict[str, Any]) -> str:
+    """The story, from metrics.json's numbers only."""
+    full = metrics["profile"] == "full"
+    lines = [f"# vlkd quickstart{' --full' if full else ''}", "",
+             "Offline, on the CPU, from bundled real data and a generated synthetic video world. Every number below "
+             "is in `metrics.json` beside this file; every table row names the command that reproduces it "
+             "(OUT is this directory).", ""]
+    if "teacher" in metrics:
+        lines += teacher_section(metrics["teacher"])
+        lines += students_section(metrics["vidlankd"], metrics["vidlankd"]["store"], metrics["vidlankd"]["figures"])
+    if "videoqa" in metrics:
+        lines += videoqa_section(metrics["videoqa"], metrics["videoqa"]["figure"])
+    lines += _time_section(metrics["stage_seconds"])
+    return "\n".join(lines) + "\n"
 
 
 def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str] | None = None,
-                   world_videos: int = WORLD_VIDEOS) -> Path:
-    """Run every available stage into `out` and write `out/report.md`.
+                   world_videos: int | None = None, profile: str = "quick") -> Path:
+    """Run every available stage into `out`; write `out/report.md` and `out/metrics.json`.
 
-    `overrides` (key=value) apply to every training stage and `world_videos` sizes the synthetic world,
-    e.g. to shorten the run in tests.
+    `profile` is quick (the default, <= 10 minutes on 2 cores) or full (`--full`); `overrides` (key=value)
+    apply to every training stage and `world_videos` sizes the synthetic world, e.g. to shorten a test run.
     """
     out = Path(out)
     if only not in (None, "vidlankd", "videoqa"):
         raise VlkdError(f"--only must be vidlankd or videoqa, got {only!r}")
-    extra = list(overrides or [])
-    lines = ["# vlkd quickstart", "", "Offline, on the CPU, from bundled real data.", ""]
-    if only in (None, "vidlankd"):
-        teacher_lines = teacher_stage(out, extra, world_videos)
-        data = out / "world-teacher-data"
-        store, mlm_run, text_lines = text_stage(out, extra, world_captions(out / "world", data, out))
-        distill_run = distill_stage(out, extra, store, out / "teacher")
-        lines += [*teacher_lines, *text_lines, *comparison_stage(out, extra, {"mlm": mlm_run, "distill": distill_run},
-                                                                 out / "teacher", data)]
-    if only in (None, "videoqa"):
-        lines += videoqa_stage(out, extra, world_videos, world_seed=WORLD_SEED)
+    if profile not in PROFILES:
+        raise VlkdError(f"unknown quickstart profile {profile!r} (choose from {sorted(PROFILES)})")
+    chosen = PROFILES[profile]
+    clock = StageClock(out)
+    metrics = _stages(out, chosen, only, list(overrides or []), clock, world_videos or chosen.world_videos)
+    metrics["stage_seconds"] = clock.as_dict()
+    metrics["stage_seconds"]["total"] = {kind: round(sum(times.values()), 1) for kind, times in clock.as_dict().items()}
+    write_json_atomic(out / "metrics.json", metrics)
     report = out / "report.md"
-    write_text_atomic(report, "\n".join(lines) + "\n")
+    write_text_atomic(report, render_report(read_json(out / "metrics.json")))  # exactly what the file holds
     return report
+
+
+__all__ = ["QUICK", "run_quickstart", "render_report"]

@@ -1,42 +1,49 @@
 """The quickstart's VidLanKD stages: the video-language teacher on the synthetic world, a token store of
-Wikipedia + the world's training captions, the MLM baseline and the distilled student at equal compute,
-and their comparison (perplexity, grounding by both routes, rt-polarity over seeds). Each stage resumes
-where a kill stopped it."""
+Wikipedia + the world's training captions, the MLM baseline and the distilled students at equal compute,
+and their comparison (perplexity, grounding by both routes, fine-tuning over seeds). Each stage resumes
+where a kill stopped it and returns its numbers; `teacher_section` / `students_section` render them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Any
 
 from vlkd.data.bundled import bundled_path
+from vlkd.data.tasks.bundled import prepare_bundled
 from vlkd.data.teacher.howto100m import prepare_howto100m
-from vlkd.data.tasks.bundled import RT_POLARITY, prepare_bundled
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
-from vlkd.data.world.generate import ensure_world
 from vlkd.eval.grounding import evaluate_retrieval
-from vlkd.eval.text_grounding import evaluate_text_grounding
+from vlkd.eval.text_grounding import chance_levels, evaluate_text_grounding
 from vlkd.io import read_json, write_text_atomic
+from vlkd.quickstart.profile import STUDENTS, Profile
 from vlkd.recipes import load_config, run_training
 from vlkd.recipes.finetune import finetune_command
-from vlkd.report import summarize_run
-from vlkd.rundir import load_run_config, read_metrics
+from vlkd.report import BarPanel, plot_bars, plot_curves, plot_runs, summarize_run
+from vlkd.rundir import read_metrics
 from vlkd.video.extract import extract_features
 
-WORLD_VIDEOS, WORLD_SEED = 160, 0
-SEEDS = (0, 1, 2)
-LABELS = {"mlm": "text-only BERT (MLM)", "distill": "distilled student (MLM + NST)"}
+WORLD_SEED = 0
+FINETUNE = ["epochs=1", "lr=1e-3"]  # lr 1e-4 (GLUE's) leaves the tiny model at the majority class (measured)
+_RETRIEVAL = ("r1", "r5", "r10", "median_rank")
 
 
-def _first_record(run_dir: Path, key: str) -> float | None:
-    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("step") == 0 and key in r]
-    return records[0][key] if records else None
+def spread(values: list[float]) -> dict[str, Any]:
+    """mean, std (0 for one value) and the values themselves."""
+    return {"mean": mean(values), "std": stdev(values) if len(values) > 1 else 0.0, "values": values}
 
 
-def _embedded_report(run_dir: Path, out: Path) -> str:
-    """A run's own report, one heading level down, with the plot path relative to OUT/report.md."""
-    return (summarize_run(run_dir).replace("\n## ", "\n#### ").replace("# Run report", "### Run report")
-            .replace("(curves.png)", f"({(run_dir / 'curves.png').relative_to(out)})"))
+def cell(s: dict[str, Any], digits: int = 1) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}" if len(s["values"]) > 1 else f"{s['mean']:.{digits}f}"
+
+
+def _first_eval(run_dir: Path) -> dict[str, float]:
+    for record in read_metrics(run_dir / "metrics.jsonl"):
+        if record.get("step") == 0 and "valid_r5" in record:
+            return {k: record[f"valid_{k}"] for k in _RETRIEVAL}
+    return {}
 
 
 def world_captions(world: Path, data: Path, out: Path) -> Path:
@@ -51,79 +58,57 @@ def world_captions(world: Path, data: Path, out: Path) -> Path:
     return path
 
 
-def text_stage(out: Path, overrides: list[str], captions: Path) -> tuple[TokenStore, Path, list[str]]:
-    """Token store (Wikipedia + the world's training captions) + the MLM baseline; returns (store, run, lines)."""
+def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """World features -> teacher samples (a held-out gallery) -> teacher training -> held-out retrieval."""
+    features = out / "world-features"
+    extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
+    data = out / "world-teacher-data"
+    if not (data / "meta.json").is_file():
+        prepare_howto100m(world / "caption.json", features, data, valid_fraction=profile.held_out_fraction,
+                          progress=False)
+    meta = read_json(data / "meta.json")
+    config = load_config("quickstart-teacher", [f"output_dir={out / 'teacher'}", f"data.path={data}",
+                                                 f"video.feature_dim={meta['feature_dim']}", "resume=true",
+                                                 *profile.overrides()["teacher"], *overrides])
+    run_dir = run_training(config)
+    scores = evaluate_retrieval(run_dir, data, "valid", world / "videos", num_queries=4, top=5,
+                                out=run_dir / "retrieval")
+    summarize_run(run_dir)
+    plot_curves(read_metrics(run_dir / "metrics.jsonl"), out / "figures" / "teacher-curves.png",
+                "video-language teacher: losses, held-out perplexity and caption -> video retrieval")
+    gallery = int(scores["gallery_size"])
+    return {
+        "world_videos": len(read_json(world / "caption.json")),
+        "train_videos": len(meta["splits"]["train"]["videos"]),
+        "held_out_videos": len(meta["splits"]["valid"]["videos"]),
+        "feature_dim": meta["feature_dim"],
+        "text_tower": f"{config.model.num_layers}L/{config.model.hidden_size}H",
+        "video_tower": f"{config.video.num_layers}L/{config.video.hidden_size}H",
+        "objective": " + ".join(t.loss for t in config.matching) + " + mlm",
+        "steps": read_json(run_dir / "results.json")["step"], "batch_size": config.batch_size,
+        "retrieval": {**{k: scores[k] for k in _RETRIEVAL}, "gallery": gallery, **chance_levels(gallery)},
+        "retrieval_at_start": _first_eval(run_dir),
+    }
+
+
+def text_stage(out: Path, captions: Path) -> TokenStore:
+    """The student corpus: the bundled Wikipedia lead sections + the world's training captions."""
     path = out / "text-tokens"
     if not (path / "meta.json").is_file():
         build_token_store([bundled_path("wikipedia"), captions], BUNDLED_TOKENIZER, path)
-    store = TokenStore(path)
-    config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", f"data.train={store.path}", "resume=true",
-                                             *overrides])
+    return TokenStore(path)
+
+
+def student_stage(out: Path, name: str, store: TokenStore, teacher: Path, profile: Profile,
+                  overrides: list[str]) -> Path:
+    """One student (or the baseline) at the shared steps, batch, seed and data order."""
+    _, preset, extra = STUDENTS[name]
+    config = load_config(preset, [f"output_dir={out / name}", f"data.train={store.path}", "resume=true",
+                                  *([f"teacher={teacher}"] if name != "mlm" else []), *extra,
+                                  *profile.overrides()["text"], *overrides])
     run_dir = run_training(config)
-    meta = store.meta
-    lines = [
-        "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions", "",
-        f"- {meta['num_tokens']:,} tokens in {meta['num_blocks']:,} blocks of {meta['block_size']} "
-        f"(vocabulary {meta['vocab_size']:,}, tokenizer `{meta['tokenizer']}`); sources: "
-        + ", ".join(f"`{Path(s['path']).name}` ({s['lines_kept']:,} lines)" for s in meta["sources"]), "",
-    ]
-    return store, run_dir, lines
-
-
-def distill_stage(out: Path, overrides: list[str], store: TokenStore, teacher: Path) -> Path:
-    """The student distilled from the teacher (NST), at the baseline's steps, batch, seed and data order."""
-    config = load_config("quickstart-distill", [f"output_dir={out / 'distill'}", f"data.train={store.path}",
-                                                 f"teacher={teacher}", "resume=true", *overrides])
-    return run_training(config)
-
-
-def _mean_std(values: list[float]) -> str:
-    return f"{mean(values):.1f} ± {stdev(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
-
-
-def comparison_stage(out: Path, overrides: list[str], runs: dict[str, Path], teacher: Path, data: Path) -> list[str]:
-    """Baseline vs. distilled student: held-out perplexity, grounding by both routes, rt-polarity over seeds."""
-    tasks = out / "bundled"
-    if not (tasks / RT_POLARITY.name / "meta.json").is_file():
-        prepare_bundled(tasks)
-    rt = tasks / RT_POLARITY.name
-    rows, grounding, first_config = [], {}, None
-    for name, run_dir in runs.items():
-        results = read_json(run_dir / "results.json")
-        grounding[name] = evaluate_text_grounding(run_dir, teacher, data, out=run_dir / "grounding")
-        # One epoch of rt-polarity per seed at lr 1e-3: the GLUE default 1e-4 leaves a tiny model at the
-        # majority class (61.7% dev), and so did 150 steps at 1e-3 for the baseline (all 3 seeds, measured).
-        downstream = finetune_command(RT_POLARITY.name, str(rt), str(run_dir / "final"),
-                                      str(out / f"finetune-{name}"),
-                                      ["resume=true", "epochs=1", "lr=1e-3", f"seeds={','.join(map(str, SEEDS))}",
-                                       *overrides])
-        first_config = first_config or load_run_config(out / f"finetune-{name}" / f"seed-{SEEDS[0]}")
-        accuracies = [100 * downstream["per_seed"][str(seed)]["accuracy"] for seed in SEEDS]
-        g = grounding[name]
-        head = f"{g['head']['r5']:.3f}" if g.get("head") else "n/a (no KD head)"
-        rows.append(f"| {LABELS[name]} | {results['step']} | {results.get('valid_perplexity', float('nan')):.1f} | "
-                    f"{head} | {g['probe']['r5']:.3f} | {_mean_std(accuracies)} |")
-    gallery = next(iter(grounding.values()))["gallery"]
-    return [
-        "## 4. Baseline vs. distilled student (equal compute)", "",
-        f"Both students: `quickstart-mlm` sizes, the same steps, batch, seed, blocks and masks; the distilled one adds "
-        f"NST against the teacher's text tower (its KD head maps student tokens to the teacher's width). Grounding: "
-        f"held-out caption -> clip retrieval against all {gallery} held-out clips (`vlkd evaluate grounding`; R@5 "
-        f"chance {min(5 / gallery, 1):.3f}): the *head* route scores the KD head's tokens by the teacher's similarity, "
-        f"the *probe* route a ridge regression from mean-pooled hidden states to the teacher's video embeddings "
-        f"(fitted on the training captions). rt-polarity: dev accuracy in %, mean ± std over seeds "
-        f"{', '.join(map(str, SEEDS))}, one epoch of batch {first_config['batch_size']} at lr {first_config['lr']:g} "
-        f"each (majority class "
-        f"{100 * _majority_share(rt / 'dev.tsv'):.1f}%).", "",
-        "| model | steps | held-out perplexity | grounding R@5, head | grounding R@5, probe | rt-polarity dev acc. |",
-        "|---|---|---|---|---|---|",
-        *rows, "",
-        "Reproduce a row: `vlkd train quickstart-mlm|quickstart-distill data.train=OUT/text-tokens teacher=OUT/teacher "
-        "output_dir=...`, then `vlkd evaluate grounding --model RUN --teacher OUT/teacher --data OUT/world-teacher-data` "
-        "and `vlkd finetune --task rt-polarity --data-dir OUT/bundled/rt-polarity --model RUN/final --out ... "
-        "epochs=1 lr=1e-3 seeds=0,1,2`.", "",
-        *[_embedded_report(run_dir, out) for run_dir in runs.values()],
-    ]
+    summarize_run(run_dir)
+    return run_dir
 
 
 def _majority_share(dev_tsv: Path) -> float:
@@ -131,37 +116,126 @@ def _majority_share(dev_tsv: Path) -> float:
     return max(labels.count(v) for v in set(labels)) / len(labels)
 
 
-def teacher_stage(out: Path, overrides: list[str], num_videos: int = WORLD_VIDEOS) -> list[str]:
-    """Synthetic world -> features -> teacher samples -> teacher training -> retrieval; returns report lines."""
-    world = ensure_world(out / "world", num_videos, seed=WORLD_SEED)
-    features = out / "world-features"
-    extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
+def comparison_stage(out: Path, runs: dict[str, Path], teacher: Path, profile: Profile,
+                     overrides: list[str]) -> dict[str, Any]:
+    """Every student: held-out perplexity, grounding by both routes, fine-tuning accuracy over seeds."""
+    tasks = out / "bundled"
+    if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
+        prepare_bundled(tasks)
     data = out / "world-teacher-data"
-    if not (data / "meta.json").is_file():
-        prepare_howto100m(world / "caption.json", features, data, valid_fraction=0.25)
-    meta = read_json(data / "meta.json")
-    config = load_config("quickstart-teacher", [f"output_dir={out / 'teacher'}", f"data.path={data}",
-                                                 f"video.feature_dim={meta['feature_dim']}", "resume=true",
-                                                 *overrides])
-    run_dir = run_training(config)
-    scores = evaluate_retrieval(run_dir, data, "valid", world / "videos", num_queries=4, top=5,
-                                out=run_dir / "retrieval")
-    start = _first_record(run_dir, "valid_r5")
-    grid = Path(scores["grid"]).relative_to(out)
-    held_out = meta["splits"]["valid"]
+    students: dict[str, Any] = {}
+    seeds = ",".join(map(str, profile.finetune_seeds))
+    for name, run_dir in runs.items():
+        results = read_json(run_dir / "results.json")
+        grounding = evaluate_text_grounding(run_dir, teacher, data, out=run_dir / "grounding")
+        finetuned = {}
+        for task in profile.finetune_tasks:
+            result = finetune_command(task, str(tasks / task), str(run_dir / "final"),
+                                      str(out / f"finetune-{task}-{name}"),
+                                      ["resume=true", *FINETUNE, f"seeds={seeds}", *overrides])
+            finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
+        students[name] = {
+            "label": STUDENTS[name][0], "steps": results["step"], "valid_perplexity": results["valid_perplexity"],
+            "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
+            "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
+            "finetune": finetuned,
+        }
+    gallery = next(iter(runs.values()))
+    gallery_size = read_json(gallery / "grounding.json")["gallery"]
+    config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", *profile.overrides()["text"], *overrides])
+    return {
+        "students": students, "gallery": gallery_size, **chance_levels(gallery_size),
+        "batch_size": config.batch_size, "lr": config.lr,
+        "finetune_majority": {t: 100 * _majority_share(tasks / t / "dev.tsv") for t in profile.finetune_tasks},
+        "finetune_seeds": list(profile.finetune_seeds),
+    }
+
+
+def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) -> dict[str, str]:
+    """The bar chart (grounding R@5 by both routes; fine-tuning accuracy) and the perplexity curves."""
+    figures = out / "figures"
+    students = metrics["students"]
+    n = metrics["gallery"]
+
+    def r5(r: dict[str, float] | None) -> tuple[float, float]:
+        """R@5 and its binomial standard error over the n held-out queries (no KD head: no bar)."""
+        return (float("nan"), 0.0) if r is None else (r["r5"], math.sqrt(r["r5"] * (1 - r["r5"]) / n))
+
+    routes = BarPanel(f"grounding of {n} held-out captions (± binomial s.e.)", "R@5 (0-1)",
+                      ["head route (KD head only)", "probe route"],
+                      {s["label"]: [r5(s["grounding_head"]), r5(s["grounding_probe"])] for s in students.values()},
+                      ylim=(0, 1.02), lines={"chance": metrics["r5_chance"]})
+    tasks = sorted(metrics["finetune_majority"])
+    finetune = BarPanel(f"fine-tuning, mean ± std over {len(metrics['finetune_seeds'])} seeds", "dev accuracy (%)",
+                        tasks, {s["label"]: [(s["finetune"][t]["mean"], s["finetune"][t]["std"]) for t in tasks]
+                                for s in students.values()}, ylim=(0, 100),
+                        lines={f"majority class ({t})": metrics["finetune_majority"][t] for t in tasks})
+    plot_bars([routes, finetune], figures / "vidlankd-bars.png", "VidLanKD: students at equal compute")
+    plot_runs({students[n]["label"]: read_metrics(r / "metrics.jsonl") for n, r in runs.items()}, "valid_perplexity",
+              figures / "vidlankd-perplexity.png", "students' held-out MLM perplexity", "perplexity", log=True)
+    return {"bars": "figures/vidlankd-bars.png", "perplexity": "figures/vidlankd-perplexity.png"}
+
+
+def _ranks(r: dict[str, float] | None, digits: int = 3) -> str:
+    return "n/a (no KD head)" if r is None else f"{r['r5']:.{digits}f} (R@1 {r['r1']:.{digits}f}, median rank {r['median_rank']:g})"
+
+
+def teacher_section(m: dict[str, Any]) -> list[str]:
+    r, start = m["retrieval"], m["retrieval_at_start"]
     return [
         "## 1. The video-language teacher on a synthetic world", "",
-        f"- world: {num_videos} generated videos (`vlkd prepare world --videos {num_videos} --seed {WORLD_SEED}`), "
-        "HowTo100M-format captions; features: MobileNetV2 (bundled ImageNet weights) at 1/s and weight-free "
-        f"optical-flow motion at 1.5/s, {meta['feature_dim']}-d steps",
-        f"- teacher: text tower {config.model.num_layers}L/{config.model.hidden_size}H + video tower "
-        f"{config.video.num_layers}L/{config.video.hidden_size}H, `{' + '.join(t.loss for t in config.matching)}` + MLM, "
-        f"{read_json(run_dir / 'results.json')['step']} steps of batch {config.batch_size}",
-        f"- held-out caption -> video retrieval over {len(held_out['videos'])} videos: "
-        f"R@1 **{scores['r1']:.3f}**, R@5 **{scores['r5']:.3f}**, R@10 {scores['r10']:.3f}, median rank "
-        f"{scores['median_rank']:g} (R@5 before training: {'n/a' if start is None else f'{start:.3f}'}; "
-        f"chance {min(5 / len(held_out['videos']), 1):.3f})",
-        "- grounding: the middle frames of the top-5 videos for 4 held-out captions, the true one in green:", "",
-        f"![grounding]({grid})", "",
-        _embedded_report(run_dir, out),
+        f"- world: {m['world_videos']} generated videos (`vlkd prepare world --videos {m['world_videos']} --seed "
+        f"{WORLD_SEED}`), HowTo100M-format captions; features: MobileNetV2 (bundled ImageNet weights) at 1/s and "
+        f"weight-free optical-flow motion at 1.5/s, {m['feature_dim']}-d steps; {m['train_videos']} videos train "
+        f"the teacher, {m['held_out_videos']} are held out",
+        f"- teacher: text tower {m['text_tower']} + video tower {m['video_tower']}, `{m['objective']}`, "
+        f"{m['steps']} steps of batch {m['batch_size']}", "",
+        f"Held-out caption -> video retrieval against a gallery of all {r['gallery']} held-out videos "
+        "(`vlkd evaluate retrieval`; chance is a random ranking):", "",
+        "| | R@1 | R@5 | R@10 | median rank | reproduce |", "|---|---|---|---|---|---|",
+        f"| trained teacher | {r['r1']:.3f} | {r['r5']:.3f} | {r['r10']:.3f} | {r['median_rank']:g} | "
+        f"`vlkd train quickstart-teacher data.path=OUT/world-teacher-data output_dir=OUT/teacher`, then "
+        f"`vlkd evaluate retrieval --run OUT/teacher --data OUT/world-teacher-data` |",
+        *([f"| before training (step 0) | {start['r1']:.3f} | {start['r5']:.3f} | {start['r10']:.3f} | "
+           f"{start['median_rank']:g} | the first line of `OUT/teacher/metrics.jsonl` |"] if start else []),
+        f"| chance | {r['r1_chance']:.3f} | {r['r5_chance']:.3f} | {r['r10_chance']:.3f} | "
+        f"{r['median_rank_chance']:g} | a random ranking of {r['gallery']} videos |", "",
+        "Training curves (each loss on its own axis, perplexity on a log scale, R@1/5/10 on a 0-1 axis):", "",
+        "![teacher curves](figures/teacher-curves.png)", "",
+        "Grounding: the middle frames of the top-5 videos for 4 held-out captions, the true one in green:", "",
+        "![grounding](teacher/retrieval.png)", "",
+    ]
+
+
+def students_section(m: dict[str, Any], store: dict[str, Any], figures: dict[str, str]) -> list[str]:
+    students, tasks = m["students"], sorted(m["finetune_majority"])
+    seeds = ", ".join(map(str, m["finetune_seeds"]))
+    header = ["model", "steps", "held-out perplexity", "grounding R@5, head", "grounding R@5, probe",
+              *[f"{t} dev acc. (%)" for t in tasks], "reproduce"]
+    rows = []
+    for name in [n for n in STUDENTS if n in students]:  # metrics.json sorts its keys: use the fixed order
+        s = students[name]
+        preset, extra = STUDENTS[name][1], " ".join(STUDENTS[name][2])
+        rows.append(f"| {s['label']} | {s['steps']} | {s['valid_perplexity']:.1f} | {_ranks(s['grounding_head'])} | "
+                    f"{_ranks(s['grounding_probe'])} | " + " | ".join(cell(s["finetune"][t]) for t in tasks) +
+                    f" | `vlkd train {preset} data.train=OUT/text-tokens{'' if name == 'mlm' else ' teacher=OUT/teacher'}"
+                    f"{' ' + extra if extra else ''} output_dir=OUT/{name}`; `vlkd evaluate grounding --model "
+                    f"OUT/{name} --teacher OUT/teacher --data OUT/world-teacher-data`; `vlkd finetune --task TASK "
+                    f"--data-dir OUT/bundled/TASK --model OUT/{name}/final --out OUT/finetune-TASK-{name} "
+                    f"{' '.join(FINETUNE)} seeds={','.join(map(str, m['finetune_seeds']))}` |")
+    return [
+        "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions", "",
+        f"- {store['num_tokens']:,} tokens in {store['num_blocks']:,} blocks of {store['block_size']} (vocabulary "
+        f"{store['vocab_size']:,}, tokenizer `{store['tokenizer']}`)", "",
+        "## 3. Baseline vs. distilled students (equal compute)", "",
+        "Every student: `quickstart-mlm` sizes, the same steps, batch, seed, blocks and masks; a distilled one "
+        "adds its objective against the teacher's text tower. Grounding: held-out caption -> clip retrieval against "
+        f"all {m['gallery']} held-out clips (`vlkd evaluate grounding`; R@5 chance {m['r5_chance']:.3f}): the *head* "
+        "route scores the KD head's tokens by the teacher's similarity, the *probe* route a ridge regression from "
+        "mean-pooled hidden states to the teacher's video embeddings (fitted on the training captions). "
+        f"Fine-tuning: dev accuracy in %, mean ± std over seeds {seeds}, one epoch at lr 1e-3 each "
+        "(majority class " + ", ".join(f"{t} {v:.1f}%" for t, v in m["finetune_majority"].items()) + ").", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, "",
+        f"![students: grounding and fine-tuning]({figures['bars']})", "",
+        f"![students' held-out perplexity]({figures['perplexity']})", "",
     ]

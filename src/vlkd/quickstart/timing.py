@@ -1,0 +1,40 @@
+"""Time per quickstart stage, kept in OUT/stage-seconds.json: wall seconds and CPU seconds (this process and
+its finished children, user + system). A stage's times are recorded when it first completes, so a resumed
+run reports the run that did the work (and rewrites an identical report). On a busy machine the wall time
+is inflated by other work; the CPU time of this single-threaded pipeline (OMP_NUM_THREADS=1) is close to
+what the stage takes on an otherwise idle core."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vlkd.io import read_json, write_json_atomic
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class StageClock:
+    def __init__(self, out: Path) -> None:
+        self.path = out / "stage-seconds.json"
+        saved = read_json(self.path) if self.path.is_file() else {}
+        self.wall: dict[str, float] = saved.get("wall", {})
+        self.cpu: dict[str, float] = saved.get("cpu", {})
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start, cpu = time.perf_counter(), _cpu()
+        yield
+        if name not in self.wall:
+            self.wall[name] = round(time.perf_counter() - start, 1)
+            self.cpu[name] = round(_cpu() - cpu, 1)
+            write_json_atomic(self.path, {"wall": self.wall, "cpu": self.cpu})
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {"wall": dict(self.wall), "cpu": dict(self.cpu)}
