@@ -41,7 +41,8 @@ class TrainConfig:
     adam_eps: float = 1e-6
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     max_grad_norm: float = 1.0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU or a CPU with AMX/AVX512-BF16, else fp32
+    compile: bool = False  # torch.compile the training module (opt-in: compile time up front, see docs/commands.md)
     seed: int = 42
     log_every: int = 50
     save_every: int = 1000
