@@ -27,7 +27,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -132,11 +132,11 @@ def count_flops(step: Callable[[], object]) -> int:
 class Gemm:
     """The GEMM peak: `reps` products (m x k) @ (k x n) at the run's precision, timed as one side of a round."""
 
-    def __init__(self, m: int, k: int, n: int, reps: int) -> None:
+    def __init__(self, m: int, k: int, n: int, reps: int, device: torch.device = torch.device("cpu")) -> None:
         g = torch.Generator().manual_seed(0)
         dtype = torch.bfloat16 if PRECISION == "bf16" else torch.float32
-        self.a = torch.randn(m, k, generator=g).to(dtype)
-        self.b = torch.randn(k, n, generator=g).to(dtype)
+        self.a = torch.randn(m, k, generator=g).to(device, dtype)
+        self.b = torch.randn(k, n, generator=g).to(device, dtype)
         self.reps, self.shape = reps, (m, k, n)
         self.flops = 2 * m * k * n * reps
         self(0)  # warm-up
@@ -144,6 +144,8 @@ class Gemm:
     def __call__(self, _: int) -> None:
         for _ in range(self.reps):
             torch.mm(self.a, self.b)
+        if self.a.is_cuda:
+            torch.cuda.synchronize()
 
 
 def peak_fields(step_flops: int, step_times: list[float], gemm: Gemm, gemm_times: list[float]) -> dict:
@@ -164,8 +166,3 @@ def make_store(root: Path) -> TokenStore:
     (root / "wiki.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     build_token_store([root / "wiki.txt"], BUNDLED_TOKENIZER, root / "store", progress=False)
     return TokenStore(root / "store")
-
-
-def cycle(items: list) -> Iterator:
-    while True:
-        yield from items
