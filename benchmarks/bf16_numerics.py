@@ -15,7 +15,8 @@ rounding acts like any other small perturbation of training, so bf16 passes when
 final validation metrics differ from fp32's by no more than the seed-to-seed difference, with a floor of
 2% relative (one seed pair can be close by chance), and (b) the training-loss curves (every logged step)
 differ by at most that much on average (mean absolute relative difference). Prints one JSON line per
-run: "ours" = the bf16 final metric, "reference" = fp32's, "ratio" = bf16 / fp32, "tolerance" and "pass".
+run: "ours" = the bf16 final metric, "reference" = fp32's, "ratio" = bf16 / fp32, "tolerance" and "pass",
+and every final validation metric of the three runs (retrieval, perplexity, NST: reported, not judged).
 
 On a CPU without native bf16 (AMX / AVX512-BF16) bf16 is emulated: correct but slower than fp32. The
 default (100 steps) runs a few minutes on 2 cores; `--quick`: 30 steps, 48 videos (the teacher needs >= 32 training samples: 3/4 of the videos).
@@ -59,6 +60,12 @@ def curve(run: Path) -> dict[int, float]:
 
 def final(run: Path, key: str) -> float:
     return [r[key] for r in read_metrics(run / "metrics.jsonl") if key in r][-1]
+
+
+def finals(run: Path) -> dict[str, float]:
+    """Every validation metric of the run's last evaluation."""
+    last = [r for r in read_metrics(run / "metrics.jsonl") if any(k.startswith("valid_") for k in r)][-1]
+    return {k: v for k, v in last.items() if k.startswith("valid_")}
 
 
 def curve_difference(a: dict[int, float], b: dict[int, float]) -> float:
@@ -115,7 +122,10 @@ def main() -> None:
                           "curve_tolerance": round(curve_tolerance, 4),
                           "pass": final_diff <= tolerance and curve_diff <= curve_tolerance, "steps": args.steps,
                           "seconds": {v: round(s, 1) for v, s in seconds.items()},
-                          "timing": "not paired: numerics, the run times are indicative", **machine()}), flush=True)
+                          "finals_fp32_bf16_seed43": {k: [round(finals(runs[v])[k], 4) for v in VARIANTS]
+                                                      for k in finals(runs["fp32"])},
+                          "timing": "not paired: numerics, the run times are indicative", **machine(),
+                          "precision": "bf16 vs fp32"}), flush=True)
 
 
 if __name__ == "__main__":
