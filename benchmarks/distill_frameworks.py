@@ -7,9 +7,13 @@ side gets the same masked batches, the same initial student and teacher weights 
 projection. A step is forward (teacher under no_grad + student) + backward + grad-norm clip (1.0) + AdamW
 step (lr 1e-4) + zero_grad. The objective is the same on every side: MLM + 1.0 x MSE between a
 Linear(512, 512) projection of the student's layer 6 (its last layer) and the teacher's layer 6, the
-teacher seeing the student's masked input. Timing is paired: the two sides alternate step by step
-(A B, B A, ...), the figure is the median of the per-pair ratios t_reference / t_ours, with the quartiles
-(these VMs drift by up to 50% in minutes, so sequential timings are not comparable).
+teacher seeing the student's masked input. Timing is paired (benchmarks/paired_timing.py): each round
+runs one step of ours, TextBrewer and torchdistill and one batch of the GEMM peak (1024 x 512 @ 512 x 2048,
+10 products), the order reversed every other round; a figure is the median of the per-round ratios
+t_reference / t_ours, with quartiles and extremes (these VMs drift by up to 50% in minutes, so sequential
+timings are not comparable). Each line also carries our step's `fraction_of_peak` (FlopCounterMode FLOPs
+/ time, over the GEMM's rate in the same round). `--precision bf16`: every side and the GEMM under CPU
+bf16 autocast.
 
 Projection (fairness): with equal widths our recipe uses no projection (`nn.Identity`), while the
 frameworks' documented hidden-state matches use a linear one. Every side here gets a Linear(512, 512)
@@ -54,8 +58,7 @@ Traps found:
   "model loss" (or raise KeyError with a per-key weight dict): a `func2extract_model_loss` returning
   {'loss': out.loss} is registered instead.
 
-Run length: 1 warm-up step per side, then 6 pairs per comparison (our side is shared by both); about 4-5
-minutes on a 2-core VM (a step is 5-10 s there).
+Run length: 1 warm-up step per side, then 8 rounds; about 2 minutes on a quiet 2-core VM (`--quick`: 2).
 
 Output: one JSON line per comparison (distill_vs_textbrewer, distill_vs_torchdistill), unit tokens/s,
 target >= 1.5; a framework that cannot run prints "reference": null and "error".
@@ -65,7 +68,7 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
+import statistics
 import sys
 import tempfile
 import traceback
@@ -86,21 +89,23 @@ from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 from vlkd.recipes.distill import Config as DistillConfig
 from vlkd.recipes.distill import DistillTask, KDConfig
 
-from paired_timing import line, make_store, paired  # noqa: E402  (this directory is on the path)
+from paired_timing import (Gemm, autocast, count_flops, line, machine, make_store, parse_args,  # noqa: E402
+                           peak_fields, ratios, rounds)
 
-BATCH, WARMUP, PAIRS, LR, CLIP, WIDTH, LAYER = 8, 1, 6, 1e-4, 1.0, 512, 6
+BATCH, WARMUP, ROUNDS, QUICK_ROUNDS, LR, CLIP, WIDTH, LAYER = 8, 1, 8, 2, 1e-4, 1.0, 512, 6
 Step = Callable[[int], None]
 
 
 def error_line(name: str, ours: float | None, unit: str, target: float, error: str) -> None:
     print(json.dumps({"benchmark": name, "ours": round(ours, 2) if ours else None, "reference": None,
-                      "unit": unit, "target": target, "error": error}), flush=True)
+                      "unit": unit, "target": target, "error": error, **machine()}), flush=True)
 
 
 def train_step(loss_of: Callable[[dict], torch.Tensor], clipped: Callable[[], list], optimizer: torch.optim.Optimizer,
                batches: list[dict]) -> Step:
     def step(i: int) -> None:
-        loss = loss_of(batches[i % len(batches)])
+        with autocast():
+            loss = loss_of(batches[i % len(batches)])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(clipped(), CLIP)
         optimizer.step()
@@ -156,8 +161,9 @@ def build_textbrewer(student: BertForMaskedLM, teacher: VideoTextTeacher, root: 
     def loss_of(batch: dict) -> torch.Tensor:
         return distiller.train_on_batch(batch, {})[0]
 
-    def step(i: int) -> None:  # BasicDistiller.train_with_num_steps, one iteration (no accumulation, fp32)
-        total_loss, _ = distiller.train_on_batch(tb_batches[i % len(tb_batches)], {})
+    def step(i: int) -> None:  # BasicDistiller.train_with_num_steps, one iteration (no accumulation)
+        with autocast():
+            total_loss, _ = distiller.train_on_batch(tb_batches[i % len(tb_batches)], {})
         total_loss.backward()
         torch.nn.utils.clip_grad_norm_(distiller.model_S.parameters(), CLIP)
         optimizer.step()
@@ -221,9 +227,8 @@ def build_torchdistill(student: BertForMaskedLM, teacher: VideoTextTeacher, proj
 
 
 def main() -> None:
+    args = parse_args(__doc__, ROUNDS, QUICK_ROUNDS)
     torch.manual_seed(0)
-    print(f"# cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, fp32", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="distill-frameworks-"))
     store = make_store(root)
     mc = ModelConfig(**model_preset("bert-6L-512H"))
@@ -233,7 +238,7 @@ def main() -> None:
     student = BertForMaskedLM(bert_config(mc))
     data = ShardedBatches(IndexedBlocks(store, range(len(store))),
                           BlockCollator(store.special_ids, store.vocab_size, 0.15), BATCH, seed=0)
-    batches = [data[i] for i in range(WARMUP + PAIRS)]
+    batches = [data[i] for i in range(8)]
     tokens = batches[0]["input_ids"].numel()
     assert batches[0]["input_ids"].shape == (BATCH, 128), batches[0]["input_ids"].shape
 
@@ -279,8 +284,10 @@ def main() -> None:
             else:
                 print(f"# {name}: loss {float(ref):.6f} == ours {float(ours_loss):.6f}", file=sys.stderr)
     modes(True)
+    our_flops = count_flops(lambda: step_ours(0))
     for i in range(WARMUP):
-        step_ours(i)
+        if i:
+            step_ours(i)
         for name, (_, step, *_rest) in list(references.items()):
             try:
                 step(i)
@@ -289,11 +296,15 @@ def main() -> None:
                 errors[name] = f"step failed: {type(e).__name__}: {e}".splitlines()[0]
                 del references[name]
 
+    gemm = Gemm(tokens, WIDTH, 4 * WIDTH, reps=10)
+    times = rounds({"ours": step_ours, **{name: r[1] for name, r in references.items()}, "gemm": gemm}, args.rounds)
+    peak = peak_fields(our_flops, times["ours"], gemm, times["gemm"])
+    median = statistics.median
     for name in ("distill_vs_textbrewer", "distill_vs_torchdistill"):
         if name in references:
-            t_ours, t_ref, ratios = paired(step_ours, references[name][1], PAIRS)
-            line(name, tokens / t_ours, tokens / t_ref, unit, ratios, target,
-                 tokens="wikipedia (bundled token store), 15% masked")
+            line(name, tokens / median(times["ours"]), tokens / median(times[name]), unit,
+                 ratios(times["ours"], times[name]), target, tokens="wikipedia (bundled token store), 15% masked",
+                 **peak)
         else:
             error_line(name, None, unit, target, errors.get(name, "not run"))
 

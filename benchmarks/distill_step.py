@@ -2,9 +2,13 @@
 
 Workload: student and teacher BERT 6L/512H (8 heads, FFN 2048, vocab 30522), sequence 128, batch 8, fp32
 on the CPU, the same initial weights and the same masked blocks on both sides; a step is forward +
-backward + clip + AdamW step. Timing is paired: the two sides alternate step by step (A B B A ...), and
-each figure is the median of the per-pair ratios, with the quartiles (these VMs drift by up to 50% in
-minutes, so sequential timings are not comparable).
+backward + clip + AdamW step. Timing is paired (benchmarks/paired_timing.py): each round runs one step of
+every side (online, reference, MLM only, cached) and one batch of the GEMM peak (1024 x 512 @ 512 x 2048,
+10 products), the order reversed every other round; each figure is the median of the per-round ratios,
+with quartiles and extremes (these VMs drift by up to 50% in minutes, so sequential timings are not
+comparable). FLOPs of our online step (student forward + backward, teacher forward) are counted by
+FlopCounterMode; `fraction_of_peak` = its achieved GFLOP/s / the GEMM's, per round. `--precision bf16`:
+every side and the GEMM under CPU bf16 autocast (losses stay fp32 by design). Full run ~2 min on 2 cores.
 
 Figures (one JSON line each):
 - distill_step: ours (`vlkd.recipes.distill.DistillTask`: MLM logits at masked positions only, batched
@@ -22,8 +26,7 @@ TextBrewer and torchdistill comparisons (issue 11 (b)) are not measured by this 
 from __future__ import annotations
 
 import copy
-import platform
-import sys
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -46,9 +49,10 @@ from vlkd.recipes.distill import KDConfig
 from vlkd.recipes.distill import DistillTask
 from vlkd.recipes.mlm import MaskedLM
 
-from paired_timing import line, make_store, paired  # noqa: E402  (this directory is on the path)
+from paired_timing import (Gemm, autocast, count_flops, line, make_store, paired, parse_args,  # noqa: E402
+                           peak_fields, ratios, rounds)
 
-BATCH, WARMUP, PAIRS = 8, 2, 8
+BATCH, WARMUP, ROUNDS, QUICK_ROUNDS = 8, 2, 6, 2
 
 
 def nst_loop(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -62,9 +66,8 @@ def nst_loop(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
+    args = parse_args(__doc__, ROUNDS, QUICK_ROUNDS)
     torch.manual_seed(0)
-    print(f"# cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, fp32", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     store = make_store(root)
     mc = ModelConfig(**model_preset("bert-6L-512H"))
@@ -91,12 +94,13 @@ def main() -> None:
 
     data = ShardedBatches(IndexedBlocks(store, range(len(store))),
                           BlockCollator(store.special_ids, store.vocab_size, 0.15), BATCH, seed=0)
-    batches = [data[i] for i in range(WARMUP + PAIRS)]
+    batches = [data[i] for i in range(8)]
 
     def trainer(module: torch.nn.Module, loss_of: Callable[[dict], torch.Tensor],
                 optimizer: torch.optim.Optimizer) -> Callable[[int], None]:
         def step(i: int) -> None:
-            loss = loss_of(batches[i % len(batches)])
+            with autocast():
+                loss = loss_of(batches[i % len(batches)])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
             optimizer.step()
@@ -129,17 +133,21 @@ def main() -> None:
         assert torch.allclose(cached(b)["nst"], online_clean.eval()(b)["nst"], rtol=1e-2), "cached NST differs"
     for m in (online, cached, mlm_only, reference, ref_head):
         m.train()
+    online_flops = count_flops(lambda: steps["online"](0))
     for name in steps:
-        for i in range(WARMUP):
+        for i in range(1 if name == "online" else 0, WARMUP):
             steps[name](i)
     tokens = BATCH * (store.block_size + 2)
-
-    t_ours, t_ref, ratios = paired(steps["online"], steps["reference"], PAIRS)
-    line("distill_step", tokens / t_ours, tokens / t_ref, "tokens/s", ratios, 1.5)
-    t_mlm, t_kd, ratios = paired(steps["mlm"], steps["online"], PAIRS)
-    line("distill_overhead_online", t_kd, t_mlm, "s/step (ours: distill, reference: mlm)", ratios, 1.4)
-    t_mlm, t_kd, ratios = paired(steps["mlm"], steps["cached"], PAIRS)
-    line("distill_overhead_cached", t_kd, t_mlm, "s/step (ours: distill, reference: mlm)", ratios, 1.1)
+    gemm = Gemm(tokens, 512, 2048, reps=10)
+    times = rounds({**steps, "gemm": gemm}, args.rounds)
+    median = statistics.median
+    line("distill_step", tokens / median(times["online"]), tokens / median(times["reference"]), "tokens/s",
+         ratios(times["online"], times["reference"]), 1.5, **peak_fields(online_flops, times["online"], gemm, times["gemm"]),
+         fraction_target_fp32=0.6)
+    line("distill_overhead_online", median(times["online"]), median(times["mlm"]),
+         "s/step (ours: distill, reference: mlm)", ratios(times["mlm"], times["online"]), 1.4)
+    line("distill_overhead_cached", median(times["cached"]), median(times["mlm"]),
+         "s/step (ours: distill, reference: mlm)", ratios(times["mlm"], times["cached"]), 1.1)
 
     g = torch.Generator().manual_seed(1)
     s = F.normalize(torch.randn(32, 128, 512, generator=g), dim=-1).requires_grad_(True)
@@ -153,8 +161,8 @@ def main() -> None:
         nst_loop(s, t).backward()
 
     batched(0), looped(0)
-    t_b, t_l, ratios = paired(batched, looped, 10)
-    line("nst_loss", 1 / t_b, 1 / t_l, "calls/s (forward + backward)", ratios, 10.0)
+    t_b, t_l, nst_ratios = paired(batched, looped, 3 if args.quick else 10)
+    line("nst_loss", 1 / t_b, 1 / t_l, "calls/s (forward + backward)", nst_ratios, 10.0)
 
 
 if __name__ == "__main__":

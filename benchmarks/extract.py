@@ -6,23 +6,25 @@
   `extract_features` (one decoding worker, default settings). The reference is the naive way, as HCRN's
   preprocess script: decode every frame to an RGB array in memory, then for each clip resize its frames
   and run the CNN on that clip with autograd on (model.eval(), no inference mode). Same backbones, same
-  clip indices, same frame sizes.
+  clip indices, same frame sizes. Timing is paired (benchmarks/paired_timing.py): each round runs both
+  sides once on all four clips, the order reversed every other round; the figure is the median of the
+  per-round ratios, with quartiles and extremes.
 - peak memory: peak RSS (VmHWM) of a child process extracting (HowTo100M layout, decoding in-process) a
   400 s video against a 40 s one (320x240, 8 fps, generated here; 40 s already fills every batch, so any
-  growth would come from the length); streaming means ~equal.
+  growth would come from the length); streaming means ~equal. (`--quick`: a 2x longer video, 80 s.)
 
-Prints one JSON line per figure (README.md, Benchmarks); progress notes go to stderr.
+Prints one JSON line per figure (README.md, Benchmarks); progress notes go to stderr. Full run ~2 min on
+2 cores; `--quick` is a smoke run.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,7 +38,10 @@ from vlkd.video.backbones import load_backbone
 from vlkd.video.extract import extract_features
 from vlkd.video.sampling import clip_indices
 
+from paired_timing import line, parse_args, ratios, rounds  # noqa: E402  (this directory is on the path)
+
 NUM_CLIPS = 8
+ROUNDS, QUICK_ROUNDS = 3, 1
 SHORT_S = 40  # long enough to fill every batch (32 frames at 1/s, 4 clips): memory is then batch-bound
 
 
@@ -104,44 +109,46 @@ def child_peak_rss(video: Path, out: Path) -> float:
     return int(done.stdout.split()[-1]) / 1024
 
 
-def emit(name: str, ours: float, reference: float, unit: str, ratio: float, target: float) -> None:
-    print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(reference, 2), "unit": unit,
-                      "ratio": round(ratio, 3), "target": target}), flush=True)
-
-
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    args = parse_args(__doc__, ROUNDS, QUICK_ROUNDS)
     torch.set_num_threads(os.cpu_count() or 1)
     paths = sorted(bundled_path("videos").glob("*.mp4"))
     frames = count_frames(paths)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        naive_extract(paths[-1:])  # warm-up (weights, allocator), both sides share it
-        start = time.perf_counter()
-        reference = naive_extract(paths)
-        naive_s = time.perf_counter() - start
-        log(f"naive: {naive_s:.1f}s for {frames} frames")
         listing = tmp / "videos.txt"
         listing.write_text("".join(f"{p}\n" for p in paths))
-        start = time.perf_counter()
-        extract_features(listing, tmp / "ours", layout="hcrn", num_clips=NUM_CLIPS, workers=1, device="cpu",
-                         progress=False)
-        ours_s = time.perf_counter() - start
-        log(f"ours: {ours_s:.1f}s")
+        naive = {}
+
+        def ours(i: int) -> None:
+            shutil.rmtree(tmp / "ours", ignore_errors=True)
+            extract_features(listing, tmp / "ours", layout="hcrn", num_clips=NUM_CLIPS, workers=1, device="cpu",
+                             progress=False)
+
+        def reference(i: int) -> None:
+            naive["features"] = naive_extract(paths)
+
+        naive_extract(paths[-1:])  # warm-up (weights, allocator), both sides share it
+        times = rounds({"ours": ours, "reference": reference}, args.rounds)
+        log(f"seconds per round: ours {times['ours']}, naive {times['reference']}")
         import h5py
 
         with h5py.File(tmp / "ours" / "appearance_feat.h5") as f:
             ours_app = f["resnet_features"][()]
-        diff = max(float(np.abs(ours_app[i] - reference[i][0]).max()) for i in range(len(paths)))
+        diff = max(float(np.abs(ours_app[i] - naive["features"][i][0]).max()) for i in range(len(paths)))
         log(f"max |ours - naive| appearance feature difference: {diff:.3g} (resize kernels differ)")
-        emit("extract_frames_per_s_hcrn", frames / ours_s, frames / naive_s, "frames/s", naive_s / ours_s, 1.5)
+        median = statistics.median
+        line("extract_frames_per_s_hcrn", frames / median(times["ours"]), frames / median(times["reference"]),
+             "frames/s", ratios(times["ours"], times["reference"]), 1.5)
 
+        long_s = (2 if args.quick else 10) * SHORT_S
         make_video(tmp / "short.mp4", SHORT_S)
-        make_video(tmp / "long.mp4", 10 * SHORT_S)
+        make_video(tmp / "long.mp4", long_s)
         short_mib = child_peak_rss(tmp / "short.mp4", tmp / "f_short")
         long_mib = child_peak_rss(tmp / "long.mp4", tmp / "f_long")
-        log(f"peak RSS: {short_mib:.1f} MiB ({SHORT_S} s) vs {long_mib:.1f} MiB ({10 * SHORT_S} s)")
-        emit("extract_peak_memory_10x_longer_video", long_mib, short_mib, "MiB", long_mib / short_mib, 1.2)
+        log(f"peak RSS: {short_mib:.1f} MiB ({SHORT_S} s) vs {long_mib:.1f} MiB ({long_s} s)")
+        line(f"extract_peak_memory_{long_s // SHORT_S}x_longer_video", long_mib, short_mib, "MiB",
+             [long_mib / short_mib], 1.2, timing="not timed: one child process per video length")
 
 
 if __name__ == "__main__":

@@ -9,15 +9,21 @@ weights and batches, fp32, forward + backward (CE + alpha L_com + beta L_dep) + 
   a_src . W x_i + a_dst . W x_j (two batched products, no pair tensor).
 Two figures: the graph-attention layers alone (forward + backward of all 16 of the model's graph layers,
 the part that differs) and the whole training step. Inputs are smaller than the real features (256-d
-appearance frames, 8 frames per clip) so the run fits in a few minutes on 2 CPU cores; the graph part
-does not depend on them. Runs on the GPU when there is one. Prints one JSON line per figure.
+appearance frames, 8 frames per clip) so the run fits in about two minutes on 2 CPU cores; the graph part
+does not depend on them. Runs on the GPU when there is one.
+
+Timing is paired (benchmarks/paired_timing.py): each round runs one step of each side (and, for the
+training step, one batch of the GEMM peak: 512 x 768 @ 768 x 768, the clip features' projection, 20
+products), the order reversed every other round; a figure is the median of the per-round ratios with
+quartiles and extremes. FLOPs of our training step are counted by FlopCounterMode; `fraction_of_peak` =
+achieved GFLOP/s / the GEMM's, per round. `--precision bf16`: both sides and the GEMM under CPU bf16
+autocast. Prints one JSON line per figure.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import time
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +32,10 @@ from torch import nn
 from vlkd.models.dualvgr import DualVGR, DualVGRConfig, GraphAttention
 from vlkd.recipes.videoqa import Config, VideoQATask
 
+from paired_timing import Gemm, autocast, count_flops, line, parse_args, peak_fields, ratios, rounds  # noqa: E402
+
 B, N, D, FRAMES, APP_DIM, MOT_DIM, WORDS, ANSWERS = 32, 16, 768, 8, 256, 256, 12, 1000
-WARMUP, ROUNDS, STEPS_PER_ROUND = 2, 6, 3
+WARMUP, ROUNDS, QUICK_ROUNDS = 2, 10, 2
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # fp32 on either
 
 
@@ -94,38 +102,28 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(steps: dict, data: list) -> dict[str, float]:
-    """Alternate the two implementations round by round so both see the same machine conditions."""
-    for batch in data[:WARMUP]:
-        for step in steps.values():
-            step(batch)
-    times = {name: 0.0 for name in steps}
-    for r in range(ROUNDS):
-        chunk = data[WARMUP + r * STEPS_PER_ROUND: WARMUP + (r + 1) * STEPS_PER_ROUND]
-        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
-            sync()
-            start = time.perf_counter()
-            for batch in chunk:
-                steps[name](batch)
-            sync()
-            times[name] += time.perf_counter() - start
-    return times
+def synced(step):
+    def run(i: int) -> None:
+        step(i)
+        sync()
+    return run
 
 
-def report(name: str, times: dict[str, float], unit_count: int) -> None:
-    ours, ref = unit_count / times["ours"], unit_count / times["reference"]
-    print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(ref, 2), "unit": "videos/s",
-                      "ratio": round(ours / ref, 3), "target": 2.0, "device": DEVICE.type}), flush=True)
+def report(name: str, times: dict[str, list[float]], **extra) -> None:
+    median = statistics.median
+    line(name, B / median(times["ours"]), B / median(times["reference"]), "videos/s",
+         ratios(times["ours"], times["reference"]), 2.0, device=DEVICE.type, **extra)
 
 
 def main() -> None:
+    args = parse_args(__doc__, ROUNDS, QUICK_ROUNDS)
     torch.manual_seed(0)
     config = Config(model=DualVGRConfig(module_dim=D, word_dim=300, num_clips=N, graph_layers=4,
                                         appearance_dim=APP_DIM, motion_dim=MOT_DIM))
     ours_model = DualVGR(config.model, 5000, ANSWERS).to(DEVICE)
     models = {"ours": ours_model, "reference": with_pairwise_graphs(ours_model).to(DEVICE)}
     tasks = {name: VideoQATask(model, config) for name, model in models.items()}
-    data = batches(WARMUP + ROUNDS * STEPS_PER_ROUND)
+    data = batches(4)
 
     # correctness first: same weights, same batch -> same answers and CE (dropout off). (L_com is left out
     # of the check: on random inputs the clip features are nearly equal, and centring them over clips
@@ -146,25 +144,41 @@ def main() -> None:
               for name, model in models.items()}
 
     def graph_step(name: str):
-        def step(_: dict) -> None:
+        def step(_: int) -> None:
             inp = x.clone().requires_grad_(True)
-            sum(layer(inp, gate).sum() for layer in graphs[name]).backward()
-        return step
+            with autocast():
+                total = sum(layer(inp, gate).float().sum() for layer in graphs[name])
+            total.backward()
+        return synced(step)
 
-    report("videoqa_graph_attention_step", timed({n: graph_step(n) for n in models}, data), B * ROUNDS * STEPS_PER_ROUND)
+    graph_steps = {n: graph_step(n) for n in models}
+    for _ in range(WARMUP):
+        for step in graph_steps.values():
+            step(0)
+    report("videoqa_graph_attention_step", rounds(graph_steps, args.rounds))
 
     # 2. the whole training step
     optimizers = {name: torch.optim.Adam(task.parameters(), lr=1e-4) for name, task in tasks.items()}
 
     def train_step(name: str):
-        def step(batch: dict) -> None:
-            tasks[name](batch)["loss"].backward()
+        def step(i: int) -> None:
+            with autocast():
+                loss = tasks[name](data[i % len(data)])["loss"]
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(tasks[name].parameters(), 12.0)
             optimizers[name].step()
             optimizers[name].zero_grad(set_to_none=True)
-        return step
+        return synced(step)
 
-    report("videoqa_train_step", timed({n: train_step(n) for n in tasks}, data), B * ROUNDS * STEPS_PER_ROUND)
+    train_steps = {n: train_step(n) for n in tasks}
+    our_flops = count_flops(lambda: train_steps["ours"](0))
+    for i in range(WARMUP):
+        for name, step in train_steps.items():
+            if i or name != "ours":
+                step(i)
+    gemm = Gemm(B * N, D, D, reps=20, device=DEVICE)
+    times = rounds({**train_steps, "gemm": gemm}, args.rounds)
+    report("videoqa_train_step", times, **peak_fields(our_flops, times["ours"], gemm, times["gemm"]))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from vlkd.data.bundled import bundled_path
 from vlkd.data.text.store import build_token_store
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests compare exact values in fp32: `precision: auto` must not turn to bf16 on a CPU with AMX (engine/precision.py).
+os.environ["VLKD_CPU_BF16"] = "0"
 
 
 def wiki_extracts(n: int) -> list[str]:

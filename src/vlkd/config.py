@@ -94,7 +94,8 @@ class TrainConfig:
     adam_eps: float = bounded(1e-6, gt=0)
     adam_betas: list[float] = bounded(default_factory=lambda: [0.9, 0.999], ge=0, lt=1)  # exactly two
     max_grad_norm: float = bounded(1.0, ge=0)  # 0: no clipping
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU or a CPU with AMX/AVX512-BF16, else fp32
+    compile: bool = False  # torch.compile the training module (opt-in: compile time up front, see docs/commands.md)
     seed: int = bounded(42, ge=0, lt=2**32)  # numpy seeds are 32-bit
     log_every: int = bounded(50, ge=1)
     save_every: int = bounded(1000, ge=1)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
@@ -38,6 +39,7 @@ from vlkd.engine.checkpoint import (
     save_checkpoint,
 )
 from vlkd.engine.metrics import MetricsLog
+from vlkd.engine.precision import resolve_precision
 from vlkd.errors import Preempted, VlkdError
 from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
 from vlkd.lock import DirLock
@@ -73,16 +75,15 @@ class Job:
     finish: Callable[[Path], None] | None = None
 
 
-def make_accelerator(config: TrainConfig) -> Accelerator:
-    """fp32 on CPU (bf16 matmul is very slow there); bf16 autocast on a GPU that supports it."""
-    precision = config.precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if precision != "fp32" and not torch.cuda.is_available():
-        raise VlkdError(f"precision={precision} needs a GPU; use precision=fp32 (or auto) on CPU")
+def make_accelerator(config: TrainConfig) -> tuple[Accelerator, str]:
+    """The accelerator for the config's precision (engine/precision.py resolves auto), and why that one."""
+    precision, why = resolve_precision(config.precision)
+    mixed = "no" if precision == "fp32" else precision
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
+        AcceleratorState._reset_state()  # accelerate fixes one precision per process; a new run may pick another
     # cpu=True on a machine without a GPU lets torchrun/accelerate launch run N CPU processes (gloo)
-    return Accelerator(mixed_precision="no" if precision == "fp32" else precision,
-                       cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    return accelerator, why
 
 
 def _param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -123,11 +124,13 @@ class Trainer:
         self.config = config
         self.out = Path(config.output_dir)
         _check_run_dir(self.out, config.resume)
-        self.accelerator = make_accelerator(config)
+        self.accelerator, self.precision_reason = make_accelerator(config)
         set_seed(config.seed)
         self.job = build_job(config)
         for frozen in self.job.frozen:
             frozen.requires_grad_(False)
+        if config.compile:  # in place: parameter names, checkpoints and state dicts stay as they are
+            self.job.module.compile()
         acc = self.accelerator
 
         procs = acc.num_processes
@@ -328,7 +331,8 @@ class Trainer:
             return self.out
         n_params = sum(p.numel() for p in self.job.module.parameters() if p.requires_grad)
         self._say(f"{config.task}: {n_params / 1e6:.1f}M parameters, {acc.num_processes} process(es) on "
-                  f"{acc.device}, precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision}, batch {config.batch_size} = "
+                  f"{acc.device}, precision {'fp32' if acc.mixed_precision == 'no' else acc.mixed_precision} "
+                  f"({self.precision_reason}), batch {config.batch_size} = "
                   f"{self.micro_batch} x {acc.num_processes} x {config.grad_accum}, {self.max_steps} steps "
                   f"({self.max_steps / self.steps_per_epoch:.2f} epochs)")
 
