@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -188,3 +189,12 @@ def check_safetensors_dir(directory: str | os.PathLike) -> None:
     """check_safetensors on every weights file of a model directory (sharded ones included)."""
     for file in sorted(Path(directory).glob("*.safetensors")):
         check_safetensors(file)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 4 MiB chunks (memory does not grow with its size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()

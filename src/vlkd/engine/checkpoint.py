@@ -4,7 +4,6 @@ truncation or flipped bytes are detected (docs/run-directory.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, remove_path
+from vlkd.io import atomic_path, file_sha256, remove_path
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -58,14 +57,6 @@ def trained_state(module: torch.nn.Module, frozen: Sequence[torch.nn.Module] = (
     is not part of a student's checkpoint), one name per storage (tied weights are saved once)."""
     state = module.state_dict(keep_vars=True)
     return {names[0]: state[names[0]] for names in _storage_groups(module, frozen)[0]}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _torch_save(obj: Any, path: Path) -> None:

@@ -10,7 +10,6 @@ keeps whole blocks: the same `blocks.bin`, and `meta.json` (per-file sha256 comp
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -35,19 +34,11 @@ from vlkd.data.text.store import (
 )
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path
+from vlkd.io import atomic_path, file_sha256
 from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
 
 COMMAND = "prepare text"
 IDS_FILE = "ids.bin"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 24), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_token_store_shard(
@@ -124,7 +115,7 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
     for i, (p, (resolved, _)) in enumerate(zip(paths, inputs["files"])):
         parts = [r["sources"][i] for r in results]
         sources.append(source_record(
-            p, parts[0]["format"], parts[0]["min_words"], _file_sha256(Path(resolved)),
+            p, parts[0]["format"], parts[0]["min_words"], file_sha256(Path(resolved)),
             sum(s["lines_read"] for s in parts), sum(s["lines_kept"] for s in parts), parts[0]["sniffed"],
             facts["special_ids"]["unk"], sum(s["unks"] for s in parts)))
     meta = store_meta(inputs["tokenizer"], facts, block_size, num_blocks, total, dtype_name, facts["vocab_size"],
