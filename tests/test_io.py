@@ -120,3 +120,10 @@ def test_a_truncated_model_behind_init_from_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(VlkdError, match=rf"^{weights}: truncated safetensors file"):
         build_masked_lm(ModelConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
                                     init_from=str(tmp_path / "enc")))
+
+
+def test_an_error_quoting_a_line_break_stays_one_line() -> None:
+    from vlkd.errors import VlkdError
+
+    error = VlkdError('missing column (the header has: "\nlsmdc0)', "dir/\nval.csv")
+    assert str(error) == 'dir/\\nval.csv: missing column (the header has: "\\nlsmdc0)'

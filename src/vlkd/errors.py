@@ -10,12 +10,17 @@ EXIT_PREEMPTED = 75  # sysexits.h EX_TEMPFAIL: "temporary failure, try again" (a
 
 
 class VlkdError(Exception):
-    """A problem with the user's input (file, config, data), reported as `path: problem`."""
+    """A problem with the user's input (file, config, data), reported as `path: problem` on one line: a line
+    break quoted from the input (a header, a field) is shown escaped, as `\\n`."""
 
     def __init__(self, problem: str, path: str | os.PathLike | None = None) -> None:
-        self.path = None if path is None else os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+        self.path = None if path is None else _one_line(os.fspath(path))
+        self.problem = _one_line(problem)
+        super().__init__(f"{self.path}: {self.problem}" if self.path else self.problem)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class Preempted(Exception):
