@@ -11,6 +11,7 @@ import typing
 from typing import Callable, Iterator
 
 from vlkd.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, Preempted, VlkdError
+from vlkd.heap import keep_heap
 
 
 class Parser(argparse.ArgumentParser):
@@ -617,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    keep_heap()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

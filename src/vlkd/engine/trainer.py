@@ -40,6 +40,7 @@ from vlkd.engine.checkpoint import (
 )
 from vlkd.engine.metrics import MetricsLog
 from vlkd.engine.precision import resolve_precision
+from vlkd.heap import keep_heap
 from vlkd.errors import Preempted, VlkdError
 from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
 from vlkd.lock import DirLock
@@ -517,4 +518,5 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 def train(config: TrainConfig, build_job: Callable[[TrainConfig], Job]) -> Path:
     """Run (or resume) one training job and return its run directory."""
+    keep_heap()
     return Trainer(config, build_job).fit()
