@@ -16,8 +16,12 @@ report under stable keys, and the stages' wall times). It sits above the recipes
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from vlkd.data.world.generate import ensure_world
 from vlkd.errors import VlkdError
@@ -36,12 +40,18 @@ STAGE_LABELS = {
 }
 
 
-def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], clock: StageClock,
-            world_videos: int) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"profile": profile.name}
-    with clock.stage("world"):
-        world = ensure_world(out / "world", world_videos, seed=WORLD_SEED)
-    if only in (None, "vidlankd"):
+PIPELINES = ("vidlankd", "videoqa")
+
+
+def _pipeline(out: Path, profile: Profile, pipeline: str, extra: list[str], world: Path,
+              threads: int | None = None) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """One method's stages (resumable), timed on its own clock; returns (its metrics, its stage times).
+    `threads` caps torch's threads: two pipelines at once share the cores."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    clock = StageClock(out, f"stage-seconds-{pipeline}")
+    metrics: dict[str, Any] = {}
+    if pipeline == "vidlankd":
         with clock.stage("teacher"):
             metrics["teacher"] = teacher_stage(out, world, profile, extra)
         with clock.stage("text"):
@@ -55,10 +65,41 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], clo
         metrics["vidlankd"]["store"] = {k: store.meta[k] for k in
                                         ("num_tokens", "num_blocks", "block_size", "vocab_size", "tokenizer")}
         metrics["vidlankd"]["figures"] = vidlankd_figures(out, runs, metrics["vidlankd"])
-    if only in (None, "videoqa"):
+    else:
         with clock.stage("videoqa"):
             metrics["videoqa"] = videoqa_stage(out, world, profile, extra)
         metrics["videoqa"]["figure"] = videoqa_figure(out, metrics["videoqa"])
+    return metrics, clock.as_dict()
+
+
+def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], world_videos: int,
+            jobs: int) -> dict[str, Any]:
+    """The world, then each pipeline: one after the other, or (jobs=2) both at once in two processes that
+    split the cores (small models use 2 threads poorly: two 1-thread trainings finish sooner than the
+    same two one after the other with 2 threads each). Returns the metrics with every stage's times."""
+    clock = StageClock(out)
+    with clock.stage("world"):
+        world = ensure_world(out / "world", world_videos, seed=WORLD_SEED)
+    pipelines = [p for p in PIPELINES if only in (None, p)]
+    if jobs > 1 and len(pipelines) > 1:
+        threads = max(1, torch.get_num_threads() // len(pipelines))
+        with ProcessPoolExecutor(len(pipelines), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_pipeline, out, profile, p, extra, world, threads) for p in pipelines]
+            parts = [f.result() for f in futures]
+    else:
+        parts = [_pipeline(out, profile, p, extra, world) for p in pipelines]
+    metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs if len(pipelines) > 1 else 1}
+    seconds = clock.as_dict()
+    pipeline_walls = []
+    for part, times in parts:
+        metrics |= part
+        pipeline_walls.append(sum(times["wall"].values()))
+        for kind in seconds:
+            seconds[kind] |= times[kind]
+    # pipelines run at once overlap: the total wall time is the world plus the longer of them
+    wall = seconds["wall"].get("world", 0.0) + (max(pipeline_walls) if metrics["jobs"] > 1 else sum(pipeline_walls))
+    seconds["total"] = {"wall": round(wall, 1), "cpu": round(sum(seconds["cpu"].values()), 1)}
+    metrics["stage_seconds"] = seconds | {"jobs": metrics["jobs"]}
     return metrics
 
 
@@ -72,9 +113,10 @@ def _time_section(seconds: dict[str, dict[str, float]]) -> list[str]:
             for name in sorted(wall, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)]
     return ["## Stage times", "",
             "Seconds per stage of the run that did the work (a resumed stage keeps its first times; "
-            "`OUT/stage-seconds.json`). CPU is this process and its children, user + system: with "
-            "OMP_NUM_THREADS=1 it is close to the wall time on an otherwise idle machine, while the wall time "
-            "grows with whatever else the machine runs.", "",
+            "`OUT/stage-seconds*.json`). CPU is the stage's process and its finished children, user + system. "
+            + ("The two pipelines ran at once (`--jobs 2`), each on half the cores: the total wall time is the "
+               "world plus the longer pipeline. " if seconds.get("jobs", 1) > 1 else "")
+            + "The wall time grows with whatever else the machine runs.", "",
             "| stage | wall seconds | CPU seconds |", "|---|---|---|", *rows,
             f"| total | {seconds['total']['wall']:.1f} | {seconds['total']['cpu']:.1f} |", ""]
 
@@ -96,22 +138,23 @@ def render_report(metrics: dict[str, Any]) -> str:
 
 
 def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str] | None = None,
-                   world_videos: int | None = None, profile: str = "quick") -> Path:
+                   world_videos: int | None = None, profile: str = "quick", jobs: int = 1) -> Path:
     """Run every available stage into `out`; write `out/report.md` and `out/metrics.json`.
 
     `profile` is quick (the default, <= 10 minutes on 2 cores) or full (`--full`); `overrides` (key=value)
     apply to every training stage and `world_videos` sizes the synthetic world, e.g. to shorten a test run.
+    `jobs=2` runs the two pipelines at once, each on half the cores (the numbers then differ in the last
+    digits from `jobs=1`: reductions split over fewer threads).
     """
     out = Path(out)
     if only not in (None, "vidlankd", "videoqa"):
         raise VlkdError(f"--only must be vidlankd or videoqa, got {only!r}")
     if profile not in PROFILES:
         raise VlkdError(f"unknown quickstart profile {profile!r} (choose from {sorted(PROFILES)})")
+    if jobs not in (1, 2):
+        raise VlkdError(f"--jobs must be 1 or 2, got {jobs}")
     chosen = PROFILES[profile]
-    clock = StageClock(out)
-    metrics = _stages(out, chosen, only, list(overrides or []), clock, world_videos or chosen.world_videos)
-    metrics["stage_seconds"] = clock.as_dict()
-    metrics["stage_seconds"]["total"] = {kind: round(sum(times.values()), 1) for kind, times in clock.as_dict().items()}
+    metrics = _stages(out, chosen, only, list(overrides or []), world_videos or chosen.world_videos, jobs)
     write_json_atomic(out / "metrics.json", metrics)
     report = out / "report.md"
     write_text_atomic(report, render_report(read_json(out / "metrics.json")))  # exactly what the file holds

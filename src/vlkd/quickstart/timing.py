@@ -21,8 +21,10 @@ def _cpu() -> float:
 
 
 class StageClock:
-    def __init__(self, out: Path) -> None:
-        self.path = out / "stage-seconds.json"
+    """One file per clock: the two pipelines may run at once (`--jobs 2`), each with its own clock."""
+
+    def __init__(self, out: Path, name: str = "stage-seconds") -> None:
+        self.path = out / f"{name}.json"
         saved = read_json(self.path) if self.path.is_file() else {}
         self.wall: dict[str, float] = saved.get("wall", {})
         self.cpu: dict[str, float] = saved.get("cpu", {})
