@@ -117,7 +117,7 @@ def main() -> None:
         curve_diff = curve_difference(curves["bf16"], curves["fp32"])
         print(json.dumps({"benchmark": f"bf16_numerics_{stage}", "ours": round(bf16, 4), "reference": round(base, 4),
                           "unit": f"final {key} (bf16 vs fp32)", "ratio": round(bf16 / base, 6),
-                          "target": f"|ratio - 1| <= tolerance", "tolerance": round(tolerance, 4),
+                          "target": "|ratio - 1| <= tolerance", "tolerance": round(tolerance, 4),
                           "seed43_fp32": round(other, 4), "curve_mean_rel_diff": round(curve_diff, 6),
                           "curve_tolerance": round(curve_tolerance, 6),
                           "pass": final_diff <= tolerance and curve_diff <= curve_tolerance, "steps": args.steps,

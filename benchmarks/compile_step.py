@@ -29,7 +29,7 @@ from vlkd.engine.trainer import _make_optimizer
 from vlkd.models.bert import ModelConfig, bert_config
 from vlkd.recipes.mlm import MaskedLM
 
-from paired_timing import autocast, line, parse_args, ratios, rounds  # noqa: E402
+from paired_timing import Step, line, parse_args, ratios, rounds, train_step  # noqa: E402
 
 BATCH, SEQ, ROUNDS, QUICK_ROUNDS = 8, 128, 8, 2
 
@@ -47,17 +47,8 @@ def batches(n: int, vocab: int) -> list[dict[str, torch.Tensor]]:
     return out
 
 
-def trainer(module: torch.nn.Module, data: list[dict]):
-    optimizer = _make_optimizer(module, TrainConfig(lr=1e-4))
-
-    def step(i: int) -> None:
-        with autocast():
-            loss = module(data[i % len(data)])["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step
+def trainer(module: torch.nn.Module, batches: list[dict]) -> Step:
+    return train_step(lambda b: module(b)["loss"], module.parameters, _make_optimizer(module, TrainConfig(lr=1e-4)), batches)
 
 
 def timed(step, i: int) -> float:

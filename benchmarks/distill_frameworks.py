@@ -89,28 +89,15 @@ from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 from vlkd.recipes.distill import Config as DistillConfig
 from vlkd.recipes.distill import DistillTask, KDConfig
 
-from paired_timing import (Gemm, autocast, count_flops, line, machine, make_store, parse_args,  # noqa: E402
-                           peak_fields, ratios, rounds)
+from paired_timing import (Gemm, Step, autocast, count_flops, line, machine, make_store, parse_args,  # noqa: E402
+                           peak_fields, ratios, rounds, train_step)
 
 BATCH, WARMUP, ROUNDS, QUICK_ROUNDS, LR, CLIP, WIDTH, LAYER = 8, 1, 8, 2, 1e-4, 1.0, 512, 6
-Step = Callable[[int], None]
 
 
 def error_line(name: str, ours: float | None, unit: str, target: float, error: str) -> None:
     print(json.dumps({"benchmark": name, "ours": round(ours, 2) if ours else None, "reference": None,
                       "unit": unit, "target": target, "error": error, **machine()}), flush=True)
-
-
-def train_step(loss_of: Callable[[dict], torch.Tensor], clipped: Callable[[], list], optimizer: torch.optim.Optimizer,
-               batches: list[dict]) -> Step:
-    def step(i: int) -> None:
-        with autocast():
-            loss = loss_of(batches[i % len(batches)])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clipped(), CLIP)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step
 
 
 def build_ours(student: BertForMaskedLM, teacher: VideoTextTeacher, proj: nn.Linear, num_samples: int,
@@ -126,7 +113,7 @@ def build_ours(student: BertForMaskedLM, teacher: VideoTextTeacher, proj: nn.Lin
         return task(batch)["loss"]
 
     optimizer = _make_optimizer(task, TrainConfig(lr=LR))
-    step = train_step(loss_of, lambda: list(task.parameters()), optimizer, batches)
+    step = train_step(loss_of, lambda: list(task.parameters()), optimizer, batches, CLIP)
     return loss_of, step, [task.student, task.projections], [task.teacher]
 
 
@@ -222,7 +209,7 @@ def build_torchdistill(student: BertForMaskedLM, teacher: VideoTextTeacher, proj
         return criterion({"student": io_s, "teacher": io_t}, extract_model_loss(out, None), None)
 
     optimizer = torch.optim.AdamW(model_s.parameters(), lr=LR)
-    step = train_step(loss_of, lambda: list(model_s.parameters()), optimizer, batches)
+    step = train_step(loss_of, lambda: list(model_s.parameters()), optimizer, batches, CLIP)
     return loss_of, step, [model_s], [model_t]
 
 

@@ -29,7 +29,6 @@ import copy
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +48,8 @@ from vlkd.recipes.distill import KDConfig
 from vlkd.recipes.distill import DistillTask
 from vlkd.recipes.mlm import MaskedLM
 
-from paired_timing import (Gemm, autocast, count_flops, line, make_store, paired, parse_args,  # noqa: E402
-                           peak_fields, ratios, rounds)
+from paired_timing import (Gemm, Step, count_flops, line, make_store, paired, parse_args,  # noqa: E402
+                           peak_fields, ratios, rounds, train_step)
 
 BATCH, WARMUP, ROUNDS, QUICK_ROUNDS = 8, 2, 6, 2
 
@@ -63,6 +62,10 @@ def nst_loop(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         t = F.normalize(teacher[b].T, dim=-1)
         total = total + (s @ s.T).pow(2).mean() + (t @ t.T).pow(2).mean() - 2 * (s @ t.T).pow(2).mean()
     return total / student.shape[0]
+
+
+def _ours(module: torch.nn.Module, config: TrainConfig, batches: list[dict]) -> Step:
+    return train_step(lambda b: module(b)["loss"], module.parameters, _make_optimizer(module, config), batches)
 
 
 def main() -> None:
@@ -96,17 +99,6 @@ def main() -> None:
                           BlockCollator(store.special_ids, store.vocab_size, 0.15), BATCH, seed=0)
     batches = [data[i] for i in range(8)]
 
-    def trainer(module: torch.nn.Module, loss_of: Callable[[dict], torch.Tensor],
-                optimizer: torch.optim.Optimizer) -> Callable[[int], None]:
-        def step(i: int) -> None:
-            with autocast():
-                loss = loss_of(batches[i % len(batches)])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        return step
-
     def ref_loss(batch: dict) -> torch.Tensor:
         out = reference(input_ids=batch["input_ids"], labels=batch["labels"], output_hidden_states=True)
         with torch.no_grad():
@@ -117,10 +109,10 @@ def main() -> None:
     our_cfg = TrainConfig(lr=1e-4)
     ref_params = list(reference.parameters()) + list(ref_head.parameters())
     steps = {
-        "online": trainer(online, lambda b: online(b)["loss"], _make_optimizer(online, our_cfg)),
-        "cached": trainer(cached, lambda b: cached(b)["loss"], _make_optimizer(cached, our_cfg)),
-        "mlm": trainer(mlm_only, lambda b: mlm_only(b)["loss"], _make_optimizer(mlm_only, our_cfg)),
-        "reference": trainer(torch.nn.ModuleList([reference, ref_head]), ref_loss, torch.optim.AdamW(ref_params, lr=1e-4)),
+        "online": _ours(online, our_cfg, batches),
+        "cached": _ours(cached, our_cfg, batches),
+        "mlm": _ours(mlm_only, our_cfg, batches),
+        "reference": train_step(ref_loss, lambda: ref_params, torch.optim.AdamW(ref_params, lr=1e-4), batches),
     }
 
     # correctness before timing (dropout off): the same loss on both sides, online and cached agree

@@ -36,6 +36,7 @@ from vlkd.data.bundled import bundled_path
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.engine.precision import cpu_flags
+from vlkd.heap import keep_heap
 
 SIMD_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2", "fma")
 Step = Callable[[int], None]
@@ -57,7 +58,8 @@ def machine() -> dict:
     """The CPU, its matrix-relevant flags, threads and torch: printed once and added to every line."""
     flags = cpu_flags()
     return {"cpu": cpu_model(), "cpu_flags": [f for f in SIMD_FLAGS if f in flags],
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "precision": PRECISION}
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "precision": PRECISION,
+            "keep_heap": keep_heap()}
 
 
 def parse_args(description: str, rounds: int, quick_rounds: int, extra: Callable[[argparse.ArgumentParser], None] | None = None,
@@ -75,6 +77,7 @@ def parse_args(description: str, rounds: int, quick_rounds: int, extra: Callable
     if args.quick:
         args.rounds = min(args.rounds, quick_rounds)
     PRECISION = args.precision
+    keep_heap()  # as every vlkd process does (vlkd/heap.py); both sides of a comparison share it
     print(f"# machine: {json.dumps(machine())}", file=sys.stderr, flush=True)
     return args
 
@@ -120,6 +123,19 @@ def line(name: str, ours: float, reference: float, unit: str, ratio_values: list
     print(json.dumps({"benchmark": name, "ours": round(ours, 2), "reference": round(reference, 2), "unit": unit,
                       **spread(ratio_values, "ratio"), "pairs": len(ratio_values), "target": target, **extra,
                       **machine()}), flush=True)
+
+
+def train_step(loss_of: Callable[[dict], torch.Tensor], params: Callable[[], list], optimizer: torch.optim.Optimizer,
+               batches: list[dict], clip: float = 1.0) -> Step:
+    """One training step as the engine takes it (autocast forward, backward, clip, optimizer), as a side."""
+    def step(i: int) -> None:
+        with autocast():
+            loss = loss_of(batches[i % len(batches)])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return step
 
 
 def count_flops(step: Callable[[], object]) -> int:

@@ -32,23 +32,14 @@ from vlkd.recipes.distill import Config as DistillConfig
 from vlkd.recipes.distill import DistillTask
 from vlkd.recipes.mlm import MaskedLM
 
-from paired_timing import autocast, machine, make_store, parse_args  # noqa: E402
+from paired_timing import Step, machine, make_store, parse_args, train_step  # noqa: E402
 
 BATCH, WARMUP, TOP = 8, 2, 12
 GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation", "aten::matmul"}
 
 
-def trainer(module: torch.nn.Module, batches: list[dict]) -> Callable[[int], None]:
-    optimizer = _make_optimizer(module, TrainConfig(lr=1e-4))
-
-    def step(i: int) -> None:
-        with autocast():
-            loss = module(batches[i % len(batches)])["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step
+def trainer(module: torch.nn.Module, batches: list[dict]) -> Step:
+    return train_step(lambda b: module(b)["loss"], module.parameters, _make_optimizer(module, TrainConfig(lr=1e-4)), batches)
 
 
 def profile_steps(name: str, step: Callable[[int], None], steps: int) -> None:

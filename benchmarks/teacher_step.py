@@ -35,7 +35,7 @@ from vlkd.models.bert import ModelConfig, bert_config
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig
 from vlkd.recipes.teacher import Config, TeacherTask
 
-from paired_timing import Gemm, autocast, count_flops, line, parse_args, peak_fields, ratios, rounds  # noqa: E402
+from paired_timing import Gemm, count_flops, line, parse_args, peak_fields, ratios, rounds, train_step  # noqa: E402
 
 BATCH, TEXT_LEN, STEPS, FEATURES, WARMUP, ROUNDS, QUICK_ROUNDS = 32, 48, 48, 4096, 2, 6, 2
 
@@ -88,21 +88,8 @@ def main() -> None:
     our_opt = _make_optimizer(ours, TrainConfig(lr=5e-5))
     ref_opt = torch.optim.AdamW(reference.parameters(), lr=5e-5)
 
-    def our_step(i: int) -> None:
-        with autocast():
-            loss = ours(data[i % len(data)])["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
-        our_opt.step()
-        our_opt.zero_grad(set_to_none=True)
-
-    def ref_step(i: int) -> None:
-        with autocast():
-            loss = ref_losses(data[i % len(data)])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
-        ref_opt.step()
-        ref_opt.zero_grad(set_to_none=True)
+    our_step = train_step(lambda b: ours(b)["loss"], ours.parameters, our_opt, data)
+    ref_step = train_step(ref_losses, reference.parameters, ref_opt, data)
 
     our_flops = count_flops(lambda: our_step(0))
     for i in range(WARMUP):
