@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, TextSource
+from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES
 from vlkd.data.text.store import (
     BLOCKS_FILE,
     DTYPES,
@@ -27,6 +27,7 @@ from vlkd.data.text.store import (
     _BlockWriter,
     encode_texts,
     fast_encoder,
+    open_sources,
     source_record,
     store_meta,
     tokenizer_facts,
@@ -47,13 +48,7 @@ def build_token_store_shard(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict[str, Any]:
     """Tokenize shard `shard`'s part of `inputs` into OUT.shards/K-of-N; returns its shard result."""
-    if not inputs:
-        raise VlkdError("no input files given")
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise VlkdError(f"block_size must be a positive integer, got {block_size!r}")
-    sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
-    for src in sources:
-        src.check_exists()
+    sources = open_sources(inputs, block_size, fmt, min_words, chunk_bytes)
     tok = load_tokenizer(tokenizer)
     facts = tokenizer_facts(tok)
     dtype_name = "uint16" if facts["vocab_size"] <= 1 << 16 else "uint32"

@@ -156,6 +156,19 @@ class _BlockWriter:
         self.num_tokens_total += n
 
 
+def open_sources(inputs: Sequence[str | os.PathLike], block_size: int, fmt: str, min_words: int | None,
+                 chunk_bytes: int) -> list[TextSource]:
+    """The inputs as sources, checked: at least one, each present, and a positive integer block size."""
+    if not inputs:
+        raise VlkdError("no input files given")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise VlkdError(f"block_size must be a positive integer, got {block_size!r}")
+    sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
+    for src in sources:
+        src.check_exists()
+    return sources
+
+
 def build_token_store(
     inputs: Sequence[str | os.PathLike],
     tokenizer: str,
@@ -175,13 +188,8 @@ def build_token_store(
     dropped (counted in `num_tokens_dropped`). Output is written atomically; an existing non-empty
     `out_dir` is refused unless `overwrite`. `chunk_bytes` is how much input is tokenized per batch.
     """
-    if not inputs:
-        raise VlkdError("no input files given")
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise VlkdError(f"block_size must be a positive integer, got {block_size!r}")
-    sources = [TextSource(p, fmt, min_words, chunk_bytes) for p in inputs]
+    sources = open_sources(inputs, block_size, fmt, min_words, chunk_bytes)
     for src in sources:
-        src.check_exists()
         if src.sniffed:
             print(f"vlkd: {src.path}: read as WikiText (it has ' = Heading = ' lines): headings skipped, lines under "
                   f"{src.min_words} words skipped, {WIKITEXT_UNK} -> the unknown token; --format txt reads it as plain "
