@@ -92,7 +92,7 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
     # and with the two pipelines in two processes (--jobs 2) it collects the same numbers from the runs
     again = run_quickstart(tmp_path, overrides=SHORT, world_videos=12, jobs=2)
     parallel = json.loads((tmp_path / "metrics.json").read_text())
-    assert parallel["jobs"] == 2 and parallel["stage_seconds"]["jobs"] == 2
+    assert parallel["jobs"] == 2
     assert {k: v for k, v in parallel.items() if k not in ("jobs", "stage_seconds")} == \
         {k: v for k, v in metrics.items() if k not in ("jobs", "stage_seconds")}
     assert again.read_text().split("## Stage times")[0] == text.split("## Stage times")[0]

@@ -1,8 +1,7 @@
-"""Time per quickstart stage, kept in OUT/stage-seconds.json: wall seconds and CPU seconds (this process and
-its finished children, user + system). A stage's times are recorded when it first completes, so a resumed
-run reports the run that did the work (and rewrites an identical report). On a busy machine the wall time
-is inflated by other work; the CPU time of this single-threaded pipeline (OMP_NUM_THREADS=1) is close to
-what the stage takes on an otherwise idle core."""
+"""Time per quickstart stage, kept in OUT/stage-seconds*.json (one file per clock: the world's, and each
+pipeline's): wall seconds and CPU seconds (the stage's process and its finished children, user + system).
+A stage's times are recorded when it first completes, so a resumed run reports the run that did the work
+(and rewrites an identical report). On a busy machine the wall time is inflated by other work."""
 
 from __future__ import annotations
 
