@@ -45,9 +45,9 @@ QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.6, teacher_s
                 students=("mlm", "distill"), finetune_tasks=("rt-polarity",), finetune_seeds=(0, 1, 2),
                 videoqa_seeds=(0, 1), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
-# Sized from the default's costs measured with the two pipelines at once (--jobs 2, one thread each, 2 cores):
-# a student step ~0.6 s, a one-epoch fine-tuning ~35 s (40 of them here), a VideoQA seed's four models ~7
-# minutes at 400 videos; the VidLanKD pipeline, the longer one, ~46 minutes.
+# Measured once with the two pipelines at once (--jobs 2, one thread each, 2-core AMD EPYC): 60m11s wall;
+# the VidLanKD pipeline 3,577 s (its 40 one-epoch fine-tunings 2,113 s: rt-polarity ~33 s, wiki-topic ~70 s
+# each), VideoQA 2,639 s (~9 minutes per seed's four models at 400 videos).
 FULL = Profile(name="full", world_videos=400, held_out_fraction=0.55, teacher_steps=450, text_steps=400,
                students=("mlm", "distill", "voken", "crd"), finetune_tasks=("rt-polarity", "wiki-topic"),
                finetune_seeds=(0, 1, 2, 3, 4), videoqa_seeds=(0, 1, 2, 3, 4), videoqa_ablation_seeds=(0, 1, 2, 3, 4),
