@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlkd.errors import VlkdError
-from vlkd.losses import KINDS, LOSSES, LossTerm, LossTerms, check_terms, feature_kl, nst
+from vlkd.losses import KINDS, LOSSES, LossTerm, LossTerms, check_terms, feature_kl, nst, teacher_gram
 
 
 def example(kind: str, g: torch.Generator) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
@@ -21,6 +21,10 @@ def example(kind: str, g: torch.Generator) -> tuple[list[Any], dict[str, Any], d
     if kind == "tokens":
         return [F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1),
                 F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1)], {"mask": mask}, {}
+    if kind == "gram":
+        return [F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1),
+                teacher_gram(F.normalize(torch.randn(4, 6, 12, generator=g), dim=-1), mask)], \
+            {"mask": mask, "teacher_width": 12}, {}
     if kind == "sentences":
         return [torch.randn(4, 6, 8, generator=g), torch.randn(4, 6, 12, generator=g)], \
             {"index": torch.tensor([0, 3, 5, 7]), "mask": mask}, \

@@ -211,3 +211,20 @@ def test_voken_classification_against_the_teachers_training_videos(token_store: 
     num_videos = len(json.loads((teacher_run / "data" / "meta.json").read_text())["splits"]["train"]["videos"])
     with safe_open(str(out / "checkpoints" / "step-12" / "model.safetensors"), "pt") as f:
         assert f.get_slice("voken_head.out.weight").get_shape()[0] >= num_videos  # one class per training clip
+
+
+@pytest.mark.parametrize("term, expected", [
+    ("{loss: hidden_mse, student: layer2, teacher: layer1}", "'kd.terms[0].student': the student has 1 layers"),
+    ("{loss: hidden_mse, student: layer1, teacher: layer2}", "'kd.terms[0].teacher': the teacher"),
+])
+def test_a_layer_beyond_the_depth_is_one_line_before_any_output(token_store: Path, teacher_run: Path, tmp_path: Path,
+                                                                  term: str, expected: str) -> None:
+    """The student has 1 layer and the teacher 1 (layer0 = embeddings, layer1): layer2 of either is refused
+    when the config is checked, before the run directory exists."""
+    out = tmp_path / "run"
+    result = run_cli("train", "distill-tiny", f"data.train={token_store}", f"teacher={teacher_run}",
+                     f"output_dir={out}", *STUDENT, f"kd.terms=[{term}]")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vlkd: error:") and expected in lines[0], lines
+    assert "got layer2" in lines[0] and not out.exists()

@@ -83,8 +83,9 @@ def unpack_upper(packed: torch.Tensor, length: int) -> torch.Tensor:
 
 
 @full_precision
+@register_loss("nst_gram", kind="gram")
 def nst_gram(
-    student: torch.Tensor, gram: torch.Tensor, mask: torch.Tensor | None, teacher_width: int
+    student: torch.Tensor, gram: torch.Tensor, mask: torch.Tensor | None = None, teacher_width: int = 0
 ) -> torch.Tensor:
     """`nst(student, teacher, mask)` computed from the teacher's Gram matrix `teacher_gram(teacher, mask)`.
 
@@ -93,6 +94,8 @@ def nst_gram(
     `teacher_width` (H_t) is not recoverable from G (an all-zero channel adds nothing to it), hence passed;
     `mask` must be the one G was built with (None for none).
     """
+    if teacher_width < 1:
+        raise ValueError(f"nst_gram needs teacher_width, the teacher's hidden size (got {teacher_width})")
     s = _channels(student, mask)
     a = s.transpose(1, 2) @ s  # (B, L, L)
     h_s, h_t = s.shape[1], teacher_width

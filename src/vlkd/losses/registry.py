@@ -24,6 +24,7 @@ KINDS = {
     "vokens": "(student_logits, teacher_vokens, mask=None): logits (B, L, V), voken ids (B, L)",
     "masked_lm": "(hidden, labels, head): hidden states (B, L, H), labels (B, L), vocabulary head",
     "sentences": "(student, teacher, index, mask=None): token features and each sequence's sample index",
+    "gram": "(student, gram, mask=None): token features (B, L, H_s), the teacher's NST Gram matrices (B, L, L)",
 }
 
 

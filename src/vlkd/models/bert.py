@@ -18,8 +18,8 @@ from transformers import BertConfig, BertForMaskedLM
 
 from vlkd.config import bounded
 from vlkd.errors import VlkdError
-from vlkd.io import check_safetensors_dir
-from vlkd.rundir import resolve_model_dir
+from vlkd.io import check_safetensors_dir, read_json
+from vlkd.rundir import model_dir, resolve_model_dir
 
 
 @dataclass
@@ -57,6 +57,26 @@ def bert_config(mc: ModelConfig) -> BertConfig:
         hidden_dropout_prob=mc.dropout,
         attention_probs_dropout_prob=mc.attention_dropout,
     )
+
+
+def checkpoint_depth(path: str | Path) -> int | None:
+    """num_hidden_layers of a save_pretrained directory (None when its config.json does not say)."""
+    try:
+        depth = read_json(Path(path) / "config.json").get("num_hidden_layers")
+    except (VlkdError, AttributeError):  # AttributeError: a config.json that is not an object
+        return None
+    return depth if isinstance(depth, int) else None
+
+
+def encoder_depth(mc: ModelConfig) -> int | None:
+    """The number of layers `build_masked_lm(mc)` gives: num_layers, or the `init_from` checkpoint's
+    (None when that cannot be read: building the model names the problem)."""
+    if not mc.init_from:
+        return mc.num_layers
+    try:
+        return checkpoint_depth(model_dir(mc.init_from, "config.json"))
+    except VlkdError:
+        return None
 
 
 def build_masked_lm(mc: ModelConfig) -> BertForMaskedLM:

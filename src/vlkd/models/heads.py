@@ -62,6 +62,16 @@ def load_pretrained(path: str | Path, spec: TaskSpec | None = None) -> PreTraine
         raise VlkdError(f"model: cannot load ({type(e).__name__}: {str(e).splitlines()[0]})", where) from None
 
 
+def load_classifier(path: str | Path, spec: TaskSpec) -> PreTrainedModel:
+    """A classifier fine-tuned on `spec` (its labels are the task's, in order), or a one-line error."""
+    classifier = load_pretrained(path)
+    names = tuple(classifier.config.id2label[i] for i in range(classifier.config.num_labels))
+    if names != spec.labels:
+        raise VlkdError(f"model: not a classifier fine-tuned on {spec.name} (its labels are "
+                        f"{', '.join(map(str, names))}; expected {', '.join(spec.labels)})", path)
+    return classifier
+
+
 class TaskModel(nn.Module):
     """Engine module: `forward(batch)` -> {"loss"}; `logits(batch)` -> what predictions are made from."""
 

@@ -24,7 +24,7 @@ from transformers import BertForMaskedLM
 from vlkd.config import bounded
 from vlkd.errors import VlkdError
 from vlkd.io import check_safetensors_dir
-from vlkd.models.bert import encode
+from vlkd.models.bert import checkpoint_depth, encode
 
 
 @dataclass
@@ -103,6 +103,11 @@ def save_teacher(teacher: VideoTextTeacher, path: Path, tokenizer_dir: Path) -> 
     (path / "video").mkdir()
     save_file({k: v.contiguous() for k, v in teacher.video.state_dict().items()}, str(path / "video" / "model.safetensors"))
     (path / "video" / "config.json").write_text(json.dumps(asdict(teacher.video.cfg), indent=2) + "\n")
+
+
+def teacher_depth(final_dir: str | Path) -> int | None:
+    """The text tower's number of layers, from a run's `final/` (None when it cannot be read)."""
+    return checkpoint_depth(Path(final_dir) / "text")
 
 
 def load_teacher(final_dir: str | Path) -> VideoTextTeacher:

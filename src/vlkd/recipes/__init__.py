@@ -48,7 +48,11 @@ def check_recipe_config(config: TrainConfig, where: str = "") -> None:
 
 def load_config(source: str, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML path or preset, apply overrides, build the recipe's typed config and check it."""
-    data, where = read_config(source, overrides)
+    return config_from_dict(*read_config(source, overrides))
+
+
+def config_from_dict(data: dict, where: str) -> TrainConfig:
+    """The recipe's typed config from a plain dict (its `task:` picks the recipe), checked as `vlkd train` does."""
     task = data.get("task")
     if not task:
         raise VlkdError(f"config ({where}) has no `task:` key saying which recipe to run")

@@ -43,11 +43,12 @@ from vlkd.data.text.split import TextData, check_model_fits, split_train_valid
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
 from vlkd.eval.teacher_targets import TeacherTargets, load_frozen_teacher, voken_bank
-from vlkd.losses import LossTerm, LossTerms, assign_vokens, check_terms, mlm, nst_gram
+from vlkd.losses import LossTerm, LossTerms, assign_vokens, check_terms, mlm
 from vlkd.losses.terms import term_names
-from vlkd.models.bert import ModelConfig, build_masked_lm, save_with_tokenizer
+from vlkd.models.bert import ModelConfig, build_masked_lm, encoder_depth, save_with_tokenizer
 from vlkd.models.student import KDHead, KDHeadConfig, VokenHead, save_kd_head
-from vlkd.models.teacher import VideoTextTeacher
+from vlkd.models.teacher import VideoTextTeacher, teacher_depth
+from vlkd.rundir import FINAL
 
 OUTPUTS = ("tokens", "hidden", "logits", "vokens")
 LAYER = re.compile(r"^layer(\d+)$")
@@ -91,6 +92,7 @@ def check(config: Config) -> None:
     offered = (*OUTPUTS, *layers)
     check_terms(config.kd.terms, "kd.terms", kinds=KINDS, student=offered, teacher=offered,
                 module_args=("student_dim", "teacher_dim", "num_samples"))
+    check_layers(config)
     if not config.kd.terms:
         raise VlkdError("config key 'kd.terms' is empty: list at least one KD term (or use task: mlm)")
     if config.kd.targets:
@@ -101,6 +103,28 @@ def check(config: Config) -> None:
         if online_only:
             raise VlkdError(f"kd.targets caches the teacher's tokens and vokens only; teacher output "
                             f"{online_only[0]!r} needs the teacher online (drop kd.targets)")
+
+
+def check_layers(config: Config) -> None:
+    """Every `layerK` output exists: K at most the student's depth (layer0 is the embeddings), and for the
+    teacher at most the depth of its run's final/ text tower (read only when a term names a teacher layer)."""
+    for i, term in enumerate(config.kd.terms):
+        for side, name in (("student", term.student), ("teacher", term.teacher)):
+            match = LAYER.match(name)
+            if not match:
+                continue
+            whose = "the student" if side == "student" else f"the teacher {config.teacher}"
+            depth = encoder_depth(config.model) if side == "student" else teacher_depth(Path(config.teacher) / FINAL)
+            if depth is not None and int(match.group(1)) > depth:
+                raise VlkdError(f"config key 'kd.terms[{i}].{side}': {whose} has {depth} layers, so layer0 "
+                                f"(the embeddings) to layer{depth}; got {name}")
+
+
+def gram_terms(terms: list[LossTerm], teacher_width: int) -> list[LossTerm]:
+    """An nst-gram cache holds the teacher's Gram matrices, not its tokens: each `nst` term on tokens becomes
+    `nst_gram` on the `gram` teacher output, with its weight, arguments and logged name."""
+    return [LossTerm(loss="nst_gram", weight=t.weight, student=t.student, teacher="gram", name=name,
+                     args={**t.args, "teacher_width": teacher_width}) for t, name in zip(terms, term_names(terms))]
 
 
 def eval_metrics(config: Config) -> list[str]:
@@ -129,10 +153,11 @@ class DistillTask(nn.Module):
         layers = sorted({t.student for t in config.kd.terms if LAYER.match(t.student)})
         self.projections = nn.ModuleDict({
             name: nn.Linear(width, teacher_width) if width != teacher_width else nn.Identity() for name in layers})
-        self.kd = LossTerms(config.kd.terms, module_args={"student_dim": width, "teacher_dim": teacher_width,
+        gram = targets is not None and targets.form == "nst-gram"
+        terms = gram_terms(config.kd.terms, teacher_width) if gram else config.kd.terms
+        self.kd = LossTerms(terms, module_args={"student_dim": width, "teacher_dim": teacher_width,
                                                           "num_samples": num_samples})
         self.needs_layers = bool(layers) or any(LAYER.match(t.teacher) for t in config.kd.terms)
-        self.teacher_width = teacher_width
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ids, labels = batch["input_ids"], batch["labels"]
@@ -149,15 +174,7 @@ class DistillTask(nn.Module):
         for name, projection in self.projections.items():
             student[name] = projection(out.hidden_states[int(LAYER.match(name).group(1))])
         teacher = self._teacher_outputs(batch, selected, wanted)
-        if "gram" in teacher:  # cached nst-gram form: NST from the teacher's Gram matrices (exact)
-            kd_total: torch.Tensor | float = 0.0
-            kd = {}
-            for name, term in zip(self.kd.names, self.kd.terms):
-                kd[name] = nst_gram(student[term.student], teacher["gram"], None, self.teacher_width)
-                kd_total = kd_total + term.weight * kd[name]
-            loss = self.config.mlm_weight * masked_lm + kd_total
-        else:
-            loss, kd = self.kd(student, teacher, base=self.config.mlm_weight * masked_lm, index=batch["index"])
+        loss, kd = self.kd(student, teacher, base=self.config.mlm_weight * masked_lm, index=batch["index"])
         return {"loss": loss, "mlm": masked_lm, **kd}
 
     @torch.no_grad()
@@ -180,9 +197,7 @@ class DistillTask(nn.Module):
             result["vokens"] = assign_vokens(result["tokens"], self.voken_bank)
         for name in wanted:
             match = LAYER.match(name)
-            if match:
-                if int(match.group(1)) >= len(out.hidden_states):
-                    raise VlkdError(f"kd.terms: the teacher has no {name} (layers 0-{len(out.hidden_states) - 1})")
+            if match:  # in range: check_layers
                 result[name] = out.hidden_states[int(match.group(1))]
         return result
 

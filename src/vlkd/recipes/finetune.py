@@ -11,6 +11,10 @@ Outputs in the run directory, next to the engine's (config.yaml, metrics.jsonl, 
 SQuAD `predictions.json` (dev question id -> answer) and for SQuAD v2.0 `null_odds.json` (the official
 script's `--na-prob-file`), for TRACIE `tracie_predictions.txt` (the AllenAI evaluator's input), and for
 MNLI with `../diagnostic/diagnostic-full.tsv` beside the task folder `diagnostic.json` (R3 by category).
+Everything task-specific (reader, scorer, prediction files and their format, the sets predicted beside a
+task) is read from its `TaskSpec` (vlkd.data.tasks): this module names no task. Dev-set prediction files are
+written by each evaluation; eval_results.json, the test predictions and the diagnostics by the job's `finish`,
+from the model in final/.
 `seeds=1,2,3` runs one sub-run per seed (`OUT/seed-N`) and writes their mean and standard deviation.
 A finished run drops its checkpoints' optimizer state (`keep_optimizer: true` keeps it).
 """
@@ -23,30 +27,29 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from accelerate import PartialState
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.config import TrainConfig, apply_overrides, bounded, from_dict, validate
+from vlkd.config import TrainConfig, apply_overrides, bounded
 from vlkd.data.tasks.encode import PadCollate, encode_choices, encode_pairs
-from vlkd.data.tasks.glue import AX_FILE, AX_FULL_FILE, AX_PREDICTIONS, NLI3, read_ax
 from vlkd.data.tasks.registry import get_task, has_split, read_split, split_source
-from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
+from vlkd.data.tasks.spec import CHOICE, LABELS, LST, REGRESS, SPAN, SQUAD, TRACIE_SCORER, TaskSpec
 from vlkd.data.tasks.squad import Windows, best_answers, encode_windows
-from vlkd.data.tasks.tracie import LEADERBOARD_LABELS, PREDICTIONS as TRACIE_PREDICTIONS
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.engine import Job, train
 from vlkd.engine.checkpoint import drop_optimizer_state
 from vlkd.errors import VlkdError
-from vlkd.eval.diagnostic import load_mnli_classifier, score_diagnostic
+from vlkd.eval.diagnostic import score_diagnostic
 from vlkd.eval.metrics import compute, squad_scores, squad_v2_scores, tracie_scores
 from vlkd.eval.predict import predict
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic, write_text_atomic
-from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
-from vlkd.rundir import model_dir, model_note
+from vlkd.models.heads import TaskModel, load_classifier, load_pretrained, quiet_transformers
+from vlkd.recipes import config_from_dict
+from vlkd.rundir import FINAL, RESULTS, model_dir, model_note
 
 
 @dataclass
@@ -77,8 +80,10 @@ class Config(TrainConfig):
 
 @dataclass
 class EvalSet:
-    """One split to predict: dev sets carry labels (metrics get `suffix`), test sets an output file."""
+    """One split to predict: dev sets carry labels (metrics get `suffix`), test sets an output file. `spec` is
+    the split's task (an MNLI run also predicts ax, with ax's spec)."""
 
+    spec: TaskSpec
     split: str
     examples: list[Any]
     items: list[dict[str, Any]]
@@ -95,7 +100,7 @@ class TaskData:
     dev: list[EvalSet]
     test: list[EvalSet]
     train_source: str = ""  # the training file (or saved split), for messages
-    diagnostic: str = ""  # MNLI: the labelled diagnostic file beside the task folder, scored at the end
+    diagnostics: list[str] = field(default_factory=list)  # labelled diagnostic files (spec.diagnostic), scored at the end
     skipped_tests: list[str] = field(default_factory=list)  # test files not in the folder (dev-only run)
     announced: bool = False  # the one-line notices were printed (once, not once per seed)
 
@@ -113,10 +118,19 @@ def encode(spec: TaskSpec, examples: list[Any], tokenizer: PreTrainedTokenizerFa
     return encode_pairs(examples, tokenizer, max_length), None
 
 
-def eval_set(spec: TaskSpec, tokenizer: PreTrainedTokenizerFast, data: FinetuneData, split: str, examples: list[Any],
+def eval_set(spec: TaskSpec, tokenizer: PreTrainedTokenizerFast, data: FinetuneData, data_dir: Path, split: str,
              **kw: str) -> EvalSet:
+    examples = read_split(spec, data_dir, split)
     items, windows = encode(spec, examples, tokenizer, data, train=False)
-    return EvalSet(split, examples, items, windows=windows, **kw)
+    return EvalSet(spec, split, examples, items, windows=windows, **kw)
+
+
+def test_sets(spec: TaskSpec, tokenizer: PreTrainedTokenizerFast, data: FinetuneData,
+              data_dir: Path) -> tuple[list[EvalSet], list[str]]:
+    """The test splits the folder holds, and the sources of those it lacks."""
+    present = [(split, output) for split, output in spec.test if has_split(spec, data_dir, split)]
+    missing = [split_source(spec, data_dir, split) for split, output in spec.test if (split, output) not in present]
+    return [eval_set(spec, tokenizer, data, data_dir, split, output=output) for split, output in present], missing
 
 
 def check_model_dir(path: str) -> Path:
@@ -160,20 +174,17 @@ def load_task_data(config: Config) -> TaskData:
     tokenizer = load_tokenizer(config.data.tokenizer or config.model)
     check_vocab_fits(config.model, tokenizer, config.data.tokenizer or config.model)
     train_items, _ = encode(spec, read_split(spec, data_dir, spec.train), tokenizer, config.data, train=True)
-    dev = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), suffix=suffix)
-           for split, suffix in spec.dev]
-    present = [(split, output) for split, output in spec.test if has_split(spec, data_dir, split)]
-    missing = [split_source(spec, data_dir, split) for split, output in spec.test if (split, output) not in present]
-    test = [eval_set(spec, tokenizer, config.data, split, read_split(spec, data_dir, split), output=output)
-            for split, output in present]
-    ax = data_dir.parent / "diagnostic" / AX_FILE
-    if spec.name == "mnli" and ax.is_file():  # the standard layout: glue_data/{MNLI,diagnostic}
-        test.append(eval_set(spec, tokenizer, config.data, "ax", read_ax(ax), output=AX_PREDICTIONS))
-    full = data_dir.parent / "diagnostic" / AX_FULL_FILE
-    diagnostic = str(full) if spec.name == "mnli" and full.is_file() else ""
+    dev = [eval_set(spec, tokenizer, config.data, data_dir, split, suffix=suffix) for split, suffix in spec.dev]
+    test, missing = test_sets(spec, tokenizer, config.data, data_dir)
+    diagnostics = []
+    for folder, name in spec.beside:  # predicted only when the folder holds it (no note when it does not)
+        other, where = get_task(name), data_dir.parent / folder
+        test += test_sets(other, tokenizer, config.data, where)[0]
+        if other.diagnostic and (where / other.diagnostic).is_file():
+            diagnostics.append(str(where / other.diagnostic))
     if note:
         print(note, file=sys.stderr)
-    return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostic,
+    return TaskData(spec, tokenizer, train_items, dev, test, split_source(spec, data_dir, spec.train), diagnostics,
                     missing)
 
 
@@ -222,130 +233,132 @@ def eval_metrics(config: Config) -> list[str]:
 
 # -- scoring ---------------------------------------------------------------------------------------
 
-def span_answers(spec: TaskSpec, data: FinetuneData, dev: EvalSet,
-                 logits: np.ndarray) -> tuple[dict[str, str], dict[str, float]]:
+def span_answers(data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> tuple[dict[str, str], dict[str, float]]:
     """SQuAD: the answer and the null odds of every question of a dev set."""
-    return best_answers(dev.examples, dev.windows, logits, allow_null=spec.name == "squad2", n_best=data.n_best,
+    return best_answers(dev.examples, dev.windows, logits, allow_null=dev.spec.allow_null, n_best=data.n_best,
                         max_answer_length=data.max_answer_length)
 
 
-def score(spec: TaskSpec, data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
+def predicted(spec: TaskSpec, logits: np.ndarray) -> np.ndarray:
+    """Class (or choice) indices, or the scores of a regression."""
+    return logits[:, 0] if spec.kind == REGRESS else logits.argmax(-1)
+
+
+def label_scores(data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
+    return compute(dev.spec.metrics, predicted(dev.spec, logits), [e.label for e in dev.examples])
+
+
+def squad_official(data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
+    """evaluate-v1.1.py's scores, or evaluate-v2.0.py's with the null odds when questions may have no answer."""
+    answers, odds = span_answers(data, dev, logits)
+    golds = {e.qid: e.answers for e in dev.examples}
+    return squad_v2_scores(answers, golds, odds) if dev.spec.allow_null else squad_scores(answers, golds)
+
+
+def tracie_official(data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
+    return tracie_scores(logits.argmax(-1).tolist(), [e.label for e in dev.examples],
+                         [e.text_b for e in dev.examples], [e.text_a for e in dev.examples])
+
+
+SCORERS: dict[str, Callable[[FinetuneData, EvalSet, np.ndarray], dict[str, float]]] = {
+    LABELS: label_scores, SQUAD: squad_official, TRACIE_SCORER: tracie_official}
+
+
+def score(data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> dict[str, float]:
     """Official metrics of one dev set, keys suffixed (MNLI mismatched: accuracy_mm)."""
-    if spec.kind == SPAN:
-        answers, odds = span_answers(spec, data, dev, logits)
-        golds = {e.qid: e.answers for e in dev.examples}
-        result = squad_scores(answers, golds) if spec.name == "squad1" else squad_v2_scores(answers, golds, odds)
-    elif spec.name == "tracie":
-        result = tracie_scores(logits.argmax(-1).tolist(), [e.label for e in dev.examples],
-                               [e.text_b for e in dev.examples], [e.text_a for e in dev.examples])
-    else:
-        labels = [e.label for e in dev.examples]
-        preds = logits[:, 0] if spec.kind == REGRESS else logits.argmax(-1)
-        result = compute(spec.metrics, preds, labels)
-    return {f"{k}{dev.suffix}": v for k, v in result.items()}
+    return {f"{k}{dev.suffix}": v for k, v in SCORERS[dev.spec.scorer](data, dev, logits).items()}
 
 
-def prediction_text(spec: TaskSpec, test: EvalSet, logits: np.ndarray) -> str:
-    """A test set's predictions in the leaderboard's format (label names; STS-B scores in [0, 5])."""
+def prediction_text(test: EvalSet, logits: np.ndarray) -> str:
+    """A set's predictions in the leaderboard's format (label names; STS-B scores in [0, 5])."""
+    spec = test.spec
     if spec.kind == REGRESS:
         values = [f"{min(max(float(x), 0.0), 5.0):.3f}" for x in logits[:, 0]]
     elif spec.kind == CHOICE:
         values = [str(int(i)) for i in logits.argmax(-1)]
     else:
-        labels = NLI3 if test.split == "ax" else LEADERBOARD_LABELS if spec.name == "tracie" else spec.labels
+        labels = spec.leaderboard_labels or spec.labels
         values = [labels[int(i)] for i in logits.argmax(-1)]
-    if spec.prediction_format == "lst" or spec.name == "tracie":
+    if spec.prediction_format == LST:
         return "".join(f"{v}\n" for v in values)
     return "index\tprediction\n" + "".join(f"{e.index}\t{v}\n" for e, v in zip(test.examples, values))
 
 
+def write_dev_predictions(out: Path, data: FinetuneData, dev: EvalSet, logits: np.ndarray) -> None:
+    """A dev set's prediction files: SQuAD's predictions.json (and null_odds.json, the v2.0 script's
+    --na-prob-file), and `spec.dev_predictions` (TRACIE's evaluator input)."""
+    if dev.spec.kind == SPAN:
+        answers, odds = span_answers(data, dev, logits)
+        write_json_atomic(out / "predictions.json", answers)
+        if dev.spec.allow_null:
+            write_json_atomic(out / "null_odds.json", odds)
+    if dev.spec.dev_predictions:
+        write_text_atomic(out / dev.spec.dev_predictions, prediction_text(dev, logits))
+
+
+def write_tests_and_diagnostics(model: TaskModel, out: Path, config: Config, data: TaskData) -> None:
+    """The test predictions (leaderboard files) and the labelled diagnostics' R3 (diagnostic.json)."""
+    state, collate = PartialState(), PadCollate(data.tokenizer.pad_token_id or 0)
+    for diagnostic in data.diagnostics:
+        result = score_diagnostic(model.model, data.tokenizer, diagnostic,
+                                  config.data.max_length or data.spec.max_length, config.data.eval_batch_size)
+        if state.is_main_process:
+            write_json_atomic(out / "diagnostic.json", result)
+    for test in data.test:
+        logits = predict(model.logits, test.items, collate, config.data.eval_batch_size)
+        if state.is_main_process:
+            write_text_atomic(out / test.output, prediction_text(test, logits))
+
+
 # -- the job ---------------------------------------------------------------------------------------
 
-class Run:
-    """One fine-tuning run: builds the engine's job, and remembers the final dev outputs."""
+def job(config: Config, data: TaskData) -> Job:
+    """The engine's job: `evaluate` scores the dev sets (and writes their prediction files), `finish` writes
+    eval_results.json (the final evaluation's metrics), the test predictions and diagnostics from final/."""
+    spec, out = data.spec, Path(config.output_dir)
+    announce(config, data)
+    collate = PadCollate(data.tokenizer.pad_token_id or 0)
 
-    def __init__(self, data: TaskData) -> None:
-        self.data = data
-        self.module: TaskModel | None = None
-        self.dev_logits: dict[str, np.ndarray] = {}
-        self.metrics: dict[str, float] = {}
-
-    def build(self, config: Config) -> Job:
-        spec, data = self.data.spec, self.data
-        announce(config, data)
-        self.module = TaskModel(load_pretrained(config.model, spec), spec.kind)
-        collate = PadCollate(data.tokenizer.pad_token_id or 0)
-
-        def evaluate(module: nn.Module, accelerator: Any) -> dict[str, float]:
-            metrics: dict[str, float] = {}
-            for dev in data.dev:
-                logits = predict(accelerator.unwrap_model(module).logits, dev.items, collate, config.data.eval_batch_size)
-                self.dev_logits[dev.split] = logits
-                metrics.update(score(spec, config.data, dev, logits))
-            return {f"valid_{k}": v for k, v in metrics.items()}
-
-        def save_final(module: nn.Module, path: Path) -> None:
-            with quiet_transformers():
-                module.model.save_pretrained(path)
-                data.tokenizer.save_pretrained(path)
-
-        def finish(out: Path) -> None:
-            self.metrics = self.outputs(config, out)
-            if not config.keep_optimizer and PartialState().is_main_process:
-                freed = drop_optimizer_state(out)
-                if freed:
-                    print(f"vlkd: dropped the finished run's optimizer state ({freed / 1e6:.1f} MB; "
-                          "keep_optimizer=true keeps it)", file=sys.stderr)
-            PartialState().wait_for_everyone()
-
-        return Job(module=self.module, train_data=data.train, collate=collate, save_final=save_final,
-                   evaluate=evaluate, finish=finish)
-
-    def outputs(self, config: Config, out: Path) -> dict[str, float]:
-        """eval_results.json and the prediction files, from the final model."""
-        spec, data, state = self.data.spec, self.data, PartialState()
-        collate = PadCollate(data.tokenizer.pad_token_id or 0)
-        module = self.module
-        if not self.dev_logits:  # the run was already complete: nothing trained or evaluated here
-            module = TaskModel(load_pretrained(out / "final", spec), spec.kind).to(state.device).eval()
-        module.eval()
+    def evaluate(module: nn.Module, accelerator: Any) -> dict[str, float]:
         metrics: dict[str, float] = {}
         for dev in data.dev:
-            logits = self.dev_logits.get(dev.split)
-            if logits is None:
-                logits = predict(module.logits, dev.items, collate, config.data.eval_batch_size)
-            metrics.update(score(spec, config.data, dev, logits))
-            if spec.kind == SPAN and state.is_main_process:
-                answers, odds = span_answers(spec, config.data, dev, logits)
-                write_json_atomic(out / "predictions.json", answers)
-                if spec.name == "squad2":
-                    write_json_atomic(out / "null_odds.json", odds)
-            if spec.name == "tracie" and state.is_main_process:  # TRACIE's evaluation split is its test set
-                write_text_atomic(out / TRACIE_PREDICTIONS, prediction_text(spec, dev, logits))
-        if data.diagnostic:
-            result = score_diagnostic(module.model, data.tokenizer, data.diagnostic,
-                                      config.data.max_length or spec.max_length, config.data.eval_batch_size)
-            if state.is_main_process:
-                write_json_atomic(out / "diagnostic.json", result)
-        for test in data.test:
-            logits = predict(module.logits, test.items, collate, config.data.eval_batch_size)
-            if state.is_main_process:
-                write_text_atomic(out / test.output, prediction_text(spec, test, logits))
+            logits = predict(accelerator.unwrap_model(module).logits, dev.items, collate, config.data.eval_batch_size)
+            metrics.update(score(config.data, dev, logits))
+            if accelerator.is_main_process:
+                write_dev_predictions(out, config.data, dev, logits)
+        return {f"valid_{k}": v for k, v in metrics.items()}
+
+    def save_final(module: nn.Module, path: Path) -> None:
+        with quiet_transformers():
+            module.model.save_pretrained(path)
+            data.tokenizer.save_pretrained(path)
+
+    def finish(run_dir: Path) -> None:
+        state = PartialState()
+        final = TaskModel(load_pretrained(run_dir / FINAL, spec), spec.kind).to(state.device).eval()
+        write_tests_and_diagnostics(final, run_dir, config, data)
         if state.is_main_process:
-            write_json_atomic(out / "eval_results.json", metrics)
+            results = read_json(run_dir / RESULTS)
+            write_json_atomic(run_dir / "eval_results.json",
+                              {k[len("valid_"):]: v for k, v in results.items() if k.startswith("valid_")})
+            freed = 0 if config.keep_optimizer else drop_optimizer_state(run_dir)
+            if freed:
+                print(f"vlkd: dropped the finished run's optimizer state ({freed / 1e6:.1f} MB; "
+                      "keep_optimizer=true keeps it)", file=sys.stderr)
         state.wait_for_everyone()
-        return metrics
+
+    return Job(module=TaskModel(load_pretrained(config.model, spec), spec.kind), train_data=data.train,
+               collate=collate, save_final=save_final, evaluate=evaluate, finish=finish)
 
 
 def build(config: Config) -> Job:
     """`vlkd train` with `task: finetune`: trains, evaluates and writes the outputs, as `vlkd finetune` does."""
-    return Run(load_task_data(config)).build(config)
+    return job(config, load_task_data(config))
 
 
 def finetune_once(config: Config, data: TaskData) -> dict[str, float]:
-    run = Run(data)
-    train(config, run.build)
-    return run.metrics
+    out = train(config, lambda c: job(c, data))
+    return read_json(out / "eval_results.json")
 
 
 def run_finetune(config: Config) -> dict[str, Any]:
@@ -370,45 +383,38 @@ def run_finetune(config: Config) -> dict[str, Any]:
     return summary
 
 
-def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = None, note: str = "") -> Path:
-    """GLUE diagnostics: AX.tsv predicted by a fine-tuned MNLI model (no training)."""
-    data = data or FinetuneData()
-    path = Path(data_dir) / AX_FILE
-    examples = read_ax(path)
-    check_model_dir(model)
-    classifier = load_mnli_classifier(model)
+def predict_only(config: Config) -> dict[str, Any]:
+    """A task that is only predicted (`spec.predicted_by`: GLUE's ax by an MNLI model): its test files, and its
+    labelled diagnostics' R3 when the folder holds them; no training."""
+    spec, data, data_dir = get_task(config.data.task), config.data, Path(config.data.dir)
+    note = resolve_model(config)
+    for split, _ in spec.test:
+        read_split(spec, data_dir, split)  # a missing or malformed file: one line before the model is loaded
+    check_model_dir(config.model)
+    classifier = load_classifier(config.model, get_task(spec.predicted_by))
     if note:
         print(note, file=sys.stderr)
-    tokenizer = load_tokenizer(data.tokenizer or model)
-    state = PartialState()
-    module = TaskModel(classifier, CLASSIFY).to(state.device).eval()
-    spec = get_task("mnli")
-    test = eval_set(spec, tokenizer, data, "ax", examples, output=AX_PREDICTIONS)
-    logits = predict(module.logits, test.items, PadCollate(tokenizer.pad_token_id or 0), data.eval_batch_size)
-    target = Path(out) / AX_PREDICTIONS
-    if state.is_main_process:
-        write_text_atomic(target, prediction_text(spec, test, logits))
-    print(f"vlkd: {len(examples)} diagnostic predictions -> {target}", file=sys.stderr)
-    full = Path(data_dir) / AX_FULL_FILE
-    if full.is_file():  # the labelled release beside it: R3 by category as well
-        result = score_diagnostic(classifier, tokenizer, full, data.max_length or spec.max_length, data.eval_batch_size)
-        if state.is_main_process:
-            write_json_atomic(Path(out) / "diagnostic.json", result)
-        print(f"vlkd: R3 by category of {full} -> {Path(out) / 'diagnostic.json'}", file=sys.stderr)
-    return target
+    tokenizer = load_tokenizer(data.tokenizer or config.model)
+    tests = [eval_set(spec, tokenizer, data, data_dir, split, output=output) for split, output in spec.test]
+    full = data_dir / spec.diagnostic if spec.diagnostic else None
+    task_data = TaskData(spec, tokenizer, [], [], tests, diagnostics=[str(full)] if full and full.is_file() else [])
+    out = Path(config.output_dir)
+    write_tests_and_diagnostics(TaskModel(classifier, spec.kind).to(PartialState().device).eval(), out, config,
+                                task_data)
+    for test in tests:
+        print(f"vlkd: {len(test.examples)} {spec.name} predictions -> {out / test.output}", file=sys.stderr)
+    if task_data.diagnostics:
+        print(f"vlkd: R3 by category of {full} -> {out / 'diagnostic.json'}", file=sys.stderr)
+    return {}
 
 
 def finetune_command(task: str, data_dir: str, model: str, out: str, overrides: list[str]) -> dict[str, Any]:
-    """`vlkd finetune`: the config from the flags and key=value overrides; ax only predicts."""
+    """`vlkd finetune`: the config from the flags and key=value overrides, checked as `vlkd train` checks it;
+    a task that is only predicted (ax) is predicted."""
     raw = apply_overrides({"task": "finetune", "model": model, "output_dir": out,
                            "data": {"task": task, "dir": data_dir}}, list(overrides))
-    config = from_dict(Config, raw)
-    validate(config)
-    if config.task != "finetune":
-        raise VlkdError(f"config key 'task' is the recipe (finetune); the downstream task is --task, got {config.task!r}")
-    if task == "ax":
-        note = resolve_model(config)
-        predict_ax(config.model, config.data.dir, config.output_dir, config.data, note)
-        return {}
-    check(config)
-    return run_finetune(config)
+    if raw.get("task") != "finetune":
+        raise VlkdError(f"config key 'task' is the recipe (finetune); the downstream task is --task, "
+                        f"got {raw.get('task')!r}")
+    config = config_from_dict(raw, "vlkd finetune")
+    return predict_only(config) if get_task(config.data.task).predicted_by else run_finetune(config)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vlkd.data.tasks.spec import CHOICE, ChoiceExample, TaskSpec
+from vlkd.data.tasks.spec import CHOICE, LST, ChoiceExample, TaskSpec
 from vlkd.data.tasks.tsv import csv_problem, text_lines
 from vlkd.errors import VlkdError
 
@@ -113,5 +113,5 @@ SWAG = TaskSpec(name="swag", kind=CHOICE, metrics=("accuracy",), read=read_swag,
                 test=(("test", "SWAG.tsv"),), labels=("0", "1", "2", "3"),
                 path=lambda data_dir, split: data_dir / SWAG_FILES[split])
 PIQA = TaskSpec(name="piqa", kind=CHOICE, metrics=("accuracy",), read=read_piqa, train="train", dev=(("dev", ""),),
-                test=(("test", "PIQA.lst"),), labels=("0", "1"), prediction_format="lst",
+                test=(("test", "PIQA.lst"),), labels=("0", "1"), prediction_format=LST,
                 path=lambda data_dir, split: data_dir / PIQA_FILES[split][0])

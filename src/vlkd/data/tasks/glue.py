@@ -59,7 +59,7 @@ def read_pairs(kind: str, labels: tuple[str, ...], files: dict[str, tuple[str, C
 
 def _task(name: str, kind: str, metrics: tuple[str, ...], labels: tuple[str, ...], labelled: Columns,
           test: Columns, *, dev: tuple[tuple[str, str], ...] = (("dev", ""),),
-          test_files: tuple[tuple[str, str, str], ...] = ()) -> TaskSpec:
+          test_files: tuple[tuple[str, str, str], ...] = (), beside: tuple[tuple[str, str], ...] = ()) -> TaskSpec:
     """A GLUE-format task. `test_files`: (split, file in the folder, leaderboard prediction file)."""
     files: dict[str, tuple[str, Columns]] = {"train": ("train.tsv", labelled)}
     for split, _ in dev:
@@ -68,7 +68,7 @@ def _task(name: str, kind: str, metrics: tuple[str, ...], labels: tuple[str, ...
         files[split] = (file, test)
     return TaskSpec(name=name, kind=kind, metrics=metrics, labels=labels, read=partial(read_pairs, kind, labels, files),
                     train="train", dev=dev, test=tuple((split, out) for split, _, out in test_files),
-                    path=partial(split_path, files))
+                    path=partial(split_path, files), beside=beside)
 
 
 def split_path(files: dict[str, tuple[str, Columns]], data_dir: Path, split: str) -> Path:
@@ -97,7 +97,8 @@ GLUE_TASKS = {
     "mnli": _task("mnli", CLASSIFY, ("accuracy",), NLI3, Columns("sentence1", "sentence2", label="gold_label"),
                   PAIRED, dev=(("dev_matched", ""), ("dev_mismatched", "_mm")),
                   test_files=(("test_matched", "test_matched.tsv", "MNLI-m.tsv"),
-                              ("test_mismatched", "test_mismatched.tsv", "MNLI-mm.tsv"))),
+                              ("test_mismatched", "test_mismatched.tsv", "MNLI-mm.tsv")),
+                  beside=(("diagnostic", "ax"),)),  # the standard layout: glue_data/{MNLI,diagnostic}
     "qnli": _task("qnli", CLASSIFY, ("accuracy",), NLI2, Columns("question", "sentence", label="label"),
                   Columns("question", "sentence", index="index"), test_files=(("test", "test.tsv", "QNLI.tsv"),)),
     "rte": _task("rte", CLASSIFY, ("accuracy",), NLI2, Columns("sentence1", "sentence2", label="label"), PAIRED,
@@ -116,6 +117,10 @@ def read_ax(path: Path) -> list[PairExample]:
             for r in read_tsv(path, ["index", "sentence1", "sentence2"])]
 
 
+def read_ax_split(data_dir: Path, split: str) -> list[PairExample]:
+    return read_ax(data_dir / AX_FILE)
+
+
 def bundled_task(name: str, labels: tuple[str, ...]) -> TaskSpec:
     """An offline task written by `vlkd prepare bundled` in the SST-2 layout."""
     return _task(name, CLASSIFY, ("accuracy",), labels, Columns("sentence", label="label"), INDEXED,
@@ -124,6 +129,10 @@ def bundled_task(name: str, labels: tuple[str, ...]) -> TaskSpec:
 
 # The labelled diagnostic set: scored with an MNLI model, R3 overall and by category (`vlkd evaluate diagnostic`).
 AX_FULL_FILE = "diagnostic-full.tsv"
+
+# GLUE's diagnostics: no training split, predicted (AX.tsv) by a fine-tuned MNLI model
+AX = TaskSpec(name="ax", kind=CLASSIFY, metrics=(), read=read_ax_split, train="", dev=(), test=(("ax", AX_PREDICTIONS),),
+              labels=NLI3, path=lambda data_dir, split: data_dir / AX_FILE, predicted_by="mnli", diagnostic=AX_FULL_FILE)
 AX_CATEGORIES = ("Lexical Semantics", "Predicate-Argument Structure", "Logic", "Knowledge")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vlkd.data.tasks.choice import PIQA, SWAG
-from vlkd.data.tasks.glue import GLUE_TASKS
+from vlkd.data.tasks.glue import AX, GLUE_TASKS
 from vlkd.data.tasks.bundled import RT_POLARITY, WIKI_TOPIC
 from vlkd.data.tasks.hf import has_split as hf_has_split
 from vlkd.data.tasks.hf import is_saved_dataset, read_saved
@@ -18,13 +18,15 @@ from vlkd.errors import VlkdError
 
 TASKS: dict[str, TaskSpec] = {**GLUE_TASKS, "squad1": SQUAD1, "squad2": SQUAD2, "swag": SWAG, "piqa": PIQA,
                               "tracie": TRACIE, "rt-polarity": RT_POLARITY, "wiki-topic": WIKI_TOPIC}
-TASK_NAMES = (*TASKS, "ax")  # ax: the GLUE diagnostics, predicted with a fine-tuned MNLI model
+PREDICTED: dict[str, TaskSpec] = {"ax": AX}  # only predicted (`predicted_by`): the GLUE diagnostics, by an MNLI model
+TASK_NAMES = (*TASKS, *PREDICTED)
 
 
 def get_task(name: str) -> TaskSpec:
-    if name not in TASKS:
+    spec = TASKS.get(name) or PREDICTED.get(name)
+    if spec is None:
         raise VlkdError(f"unknown task {name!r} (tasks: {', '.join(TASK_NAMES)})")
-    return TASKS[name]
+    return spec
 
 
 def read_split(spec: TaskSpec, data_dir: Path, split: str) -> list[Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
-from vlkd.data.tasks.spec import SPAN, TaskSpec
+from vlkd.data.tasks.spec import SPAN, SQUAD, TaskSpec
 from vlkd.errors import VlkdError
 from vlkd.io import read_json
 
@@ -194,7 +194,7 @@ V2_METRICS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total
 def _spec(version: str) -> TaskSpec:
     return TaskSpec(name=version, kind=SPAN, metrics=V1_METRICS if version == "squad1" else V2_METRICS,
                     read=lambda d, s: read_squad(version, d, s), train="train", dev=(("dev", ""),), max_length=384,
-                    path=lambda d, s: d / FILES[version][s])
+                    path=lambda d, s: d / FILES[version][s], scorer=SQUAD, allow_null=version == "squad2")
 
 
 SQUAD1, SQUAD2 = _spec("squad1"), _spec("squad2")

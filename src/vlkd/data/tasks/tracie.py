@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlkd.data.tasks.spec import CLASSIFY, PairExample, TaskSpec, label_index
+from vlkd.data.tasks.spec import CLASSIFY, LST, TRACIE_SCORER, PairExample, TaskSpec, label_index
 from vlkd.data.tasks.tsv import text_lines
 from vlkd.errors import VlkdError
 
@@ -49,4 +49,6 @@ def read_tracie(data_dir: Path, split: str) -> list[PairExample]:
 
 
 TRACIE = TaskSpec(name="tracie", kind=CLASSIFY, metrics=("total_acc", "start_acc", "end_acc", "story_em"),
-                  read=read_tracie, train="train", dev=(("test", ""),), labels=LABELS, path=split_file)
+                  read=read_tracie, train="train", dev=(("test", ""),), labels=LABELS, path=split_file,
+                  scorer=TRACIE_SCORER, leaderboard_labels=LEADERBOARD_LABELS, dev_predictions=PREDICTIONS,
+                  prediction_format=LST)
