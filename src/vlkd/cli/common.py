@@ -73,6 +73,13 @@ SHARD_HELP = ("do only shard K of N (0 <= K < N, e.g. $SLURM_ARRAY_TASK_ID/$SLUR
               "OUT.shards/K-of-N/; then `vlkd merge-shards OUT` (docs/commands.md)")
 
 
+def add_overwrite(p: argparse.ArgumentParser) -> None:
+    """--overwrite, the same on every preparation command (the policy: vlkd.outputs)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (without it, an existing or differently-built output is "
+                        "refused; the same command on its own unfinished output resumes)")
+
+
 def shard_done(out: str, shard: object) -> int:
     from vlkd.shards import shard_dir
 

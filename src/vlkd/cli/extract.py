@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vlkd.cli.common import SHARD_HELP, RegistryChoices, integer, shard_done
+from vlkd.cli.common import SHARD_HELP, RegistryChoices, add_overwrite, integer, shard_done
 
 
 def backbone_names(kind: str) -> list[str]:
@@ -23,7 +23,7 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
                               motion=args.motion, weights=args.weights, motion_weights=args.motion_weights,
                               num_clips=args.num_clips, appearance_size=args.appearance_size,
                               motion_size=args.motion_size, workers=args.workers, device=args.device,
-                              mapping=args.mapping, shard=shard)
+                              mapping=args.mapping, shard=shard, overwrite=args.overwrite)
     if shard is not None:
         failed = f", {counts['failed']} failed" if counts["failed"] else ""
         print(f"shard {shard}: {counts['extracted']} extracted, {counts['skipped']} already done{failed}")
@@ -60,5 +60,6 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--motion-size", type=integer(ge=1), default=None, help="motion frame size (default: backbone's)")
     p.add_argument("--workers", type=integer(ge=1), default=1, help="decoding processes (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_overwrite(p)
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_extract_features, out_kind="dir")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from vlkd.cli.common import add_overwrite
 from vlkd.errors import VlkdError
 
 # command recorded in a shard's shard.json -> (module, function) that merges its shards
 MERGERS = {"prepare text": ("vlkd.data.text.sharded", "merge_token_store_shards"),
            "prepare howto100m": ("vlkd.data.teacher.howto100m", "merge_howto100m_shards"),
            "extract-features": ("vlkd.video.extract", "merge_feature_shards"),
-           "prepare teacher-targets": ("vlkd.eval.teacher_targets", "merge_teacher_target_shards")}
+           "prepare teacher-targets": ("vlkd.data.teacher.targets", "merge_teacher_target_shards")}
 
 
 def cmd_merge_shards(args: argparse.Namespace) -> int:
@@ -38,6 +39,6 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "settings, then write OUT exactly as one unsharded run would (same bytes) and "
                                    "remove OUT.shards/. A missing or incomplete shard is named, exit code 2.")
     p.add_argument("out", metavar="OUT", help="the --out the shards were given")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUT")
+    add_overwrite(p)
     p.add_argument("--keep-shards", action="store_true", help="keep OUT.shards/ after merging")
     p.set_defaults(func=cmd_merge_shards)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vlkd.cli.common import SHARD_HELP, integer, number, shard_done
+from vlkd.cli.common import SHARD_HELP, add_overwrite, integer, number, shard_done
 
 
 def cmd_prepare_text(args: argparse.Namespace) -> int:
@@ -37,7 +37,7 @@ def cmd_prepare_world(args: argparse.Namespace) -> int:
 def cmd_prepare_bundled(args: argparse.Namespace) -> int:
     from vlkd.data.tasks.bundled import prepare_bundled
 
-    for task, counts in prepare_bundled(args.out).items():
+    for task, counts in prepare_bundled(args.out, overwrite=args.overwrite).items():
         print(f"{args.out}/{task}: " + ", ".join(f"{n:,} {split}" for split, n in counts.items()))
     return 0
 
@@ -48,7 +48,8 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     meta = prepare_howto100m(args.captions, args.features, args.out, args.tokenizer, feature_2d=args.feature_2d,
                              feature_3d=args.feature_3d, word_budget=args.word_budget, max_tokens=args.max_tokens,
-                             max_steps=args.max_steps, valid_fraction=args.valid_fraction, shard=shard)
+                             max_steps=args.max_steps, valid_fraction=args.valid_fraction, shard=shard,
+                             overwrite=args.overwrite)
     if shard is not None:
         return shard_done(args.out, shard)
     splits = ", ".join(f"{k}: {v['samples']:,} samples from {len(v['videos']):,} videos"
@@ -58,7 +59,7 @@ def cmd_prepare_howto100m(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_teacher_targets(args: argparse.Namespace) -> int:
-    from vlkd.eval.teacher_targets import prepare_teacher_targets
+    from vlkd.data.teacher.targets import prepare_teacher_targets
     from vlkd.shards import parse_shard
 
     shard = parse_shard(args.shard)
@@ -107,7 +108,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="input format (auto: .raw/.tokens -> wikitext, .json -> wiki-json, else txt)")
     p.add_argument("--min-words", type=integer(ge=0), default=None,
                    help="skip lines with fewer words (default: 5 for wikitext as the reference, else 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing token store in --out")
+    add_overwrite(p)
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_prepare_text, out_kind="dir")
     p = prep.add_parser("world", help="generate the synthetic video world (mp4 + captions + questions)",
@@ -118,13 +119,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", type=integer(ge=1), required=True, help="number of videos")
     p.add_argument("--seed", type=integer(ge=0), default=0, help="random seed (default 0); same seed, same world")
     p.add_argument("--workers", type=integer(ge=1), default=None, help="encoding processes (default: all cores)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    add_overwrite(p)
     p.set_defaults(func=cmd_prepare_world, out_kind="dir")
     p = prep.add_parser("bundled", help="write the offline tasks rt-polarity and wiki-topic (GLUE layout)",
                         description="Convert bundled real data into GLUE-layout classification tasks: "
                                     "OUT/rt-polarity (Rotten Tomatoes snippets, fresh=1/rotten=0) and OUT/wiki-topic "
                                     "(12-way topic of Wikipedia lead sections), each with fixed train/dev/test splits.")
-    p.add_argument("--out", required=True, help="output directory (its task folders are replaced)")
+    p.add_argument("--out", required=True, help="output directory (holding the two task folders)")
+    add_overwrite(p)
     p.set_defaults(func=cmd_prepare_bundled, out_kind="dir")
     p = prep.add_parser("howto100m", help="build VidLanKD teacher samples from HowTo100M captions and features",
                         description="Join consecutive caption segments up to a word budget, pair each window "
@@ -141,6 +143,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=integer(ge=1), default=126, help="tokens kept per window (default 126)")
     p.add_argument("--max-steps", type=integer(ge=1), default=384, help="feature steps per window (default 384)")
     p.add_argument("--valid-fraction", type=number(ge=0, lt=1), default=0.05, help="share of videos held out (default 0.05)")
+    add_overwrite(p)
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     p.set_defaults(func=cmd_prepare_howto100m, out_kind="dir")
     p = prep.add_parser("videoqa", help="preprocess MSVD-QA / MSRVTT-QA questions (vocabularies, labels, GloVe)",
@@ -166,7 +169,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="HCRN feature folder (appearance_feat.h5, motion_feat.h5): drop questions whose video "
                         "is not in both files")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    add_overwrite(p)
     p.set_defaults(func=cmd_prepare_videoqa, out_kind="dir")
     p = prep.add_parser("teacher-targets", help="cache a frozen teacher's distillation targets for a token store",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -195,6 +198,6 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--form", default="full", choices=["full", "nst-gram"], help="what to store (default full)")
     p.add_argument("--vokens", action="store_true", help="also store voken ids (needs the teacher's training data)")
     p.add_argument("--batch-size", type=integer(ge=1), default=32, help="blocks per teacher forward (default 32)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing or differently-built output")
+    add_overwrite(p)
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP + "; shards are whole batches of --batch-size")
     p.set_defaults(func=cmd_prepare_teacher_targets, out_kind="dir")
