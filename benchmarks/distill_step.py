@@ -38,7 +38,7 @@ from vlkd.config import TrainConfig, model_preset
 from vlkd.data.text.collate import BlockCollator, IndexedBlocks
 from vlkd.engine.batches import ShardedBatches
 from vlkd.engine.trainer import _make_optimizer
-from vlkd.eval.teacher_targets import TeacherTargets, prepare_teacher_targets
+from vlkd.data.teacher.targets import TeacherTargets, prepare_teacher_targets
 from vlkd.losses import nst
 from vlkd.models.bert import ModelConfig, bert_config
 from vlkd.models.student import KDHead, KDHeadConfig

@@ -1,10 +1,10 @@
 """The layering rule (docs/architecture.md): imports only point down
 
-    errors, io, shards, rundir, hub, lock, preempt, heap  <-  config  <-  data, video, models, losses  <-  eval, report
+    errors, io, shards, outputs, rundir, hub, lock, preempt, heap  <-  config  <-  data, video, models, losses  <-  eval, report
     <-  engine  <-  recipes  <-  quickstart  <-  cli
 
-and no recipe imports another. Every import is read, function-level ones included; only the CLI imports
-lazily (for start-up speed), and nothing else may hide an import inside a function.
+and no recipe imports another. Every import is read, function-level ones included; only the CLI package
+(`vlkd.cli`, `vlkd.cli.*`) imports lazily (for start-up speed), and nothing else may hide an import inside a function.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import vlkd
 
 SRC = Path(vlkd.__file__).parent
 LEVELS = {
-    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "__init__": 0,
+    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "outputs": 0,
+    "__init__": 0,
     "config": 1,
     "data": 2, "video": 2, "models": 2, "losses": 2,
     "eval": 3, "report": 3,
@@ -28,7 +29,7 @@ LEVELS = {
     "quickstart": 6,
     "cli": 7, "__main__": 7,
 }
-LAZY_ALLOWED = {"vlkd.cli"}
+LAZY_ALLOWED = "vlkd.cli"  # the package and its command modules
 
 
 def module_name(path: Path) -> str:
@@ -71,7 +72,7 @@ def violations(files: list[Path]) -> list[str]:
             if part(me) == part(target) == "recipes" and len(me.split(".")) > 2 and len(target.split(".")) > 2 \
                     and me.split(".")[2] != target.split(".")[2]:
                 bad.append(f"{where} (a recipe imports another recipe)")
-            if nested and me not in LAZY_ALLOWED:
+            if nested and me != LAZY_ALLOWED and not me.startswith(LAZY_ALLOWED + "."):
                 bad.append(f"{where} (inside a function: import it at the top)")
     return bad
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from vlkd.errors import VlkdError
-from vlkd.io import read_json, write_json_atomic
+from vlkd.io import read_json, remove_path, write_json_atomic
+from vlkd.outputs import check_output, existing_output, is_vacant
 
 SHARD_FILE = "shard.json"
 _NAME = re.compile(r"^(\d+)-of-(\d+)$")
@@ -80,25 +81,26 @@ def file_identity(paths: Iterable[str | os.PathLike]) -> list[list[Any]]:
     return [[os.fspath(Path(p).resolve()), Path(p).stat().st_size] for p in paths]
 
 
-def begin_shard(out: str | os.PathLike, shard: Shard, command: str,
-                identity: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+def begin_shard(out: str | os.PathLike, shard: Shard, command: str, identity: dict[str, Any],
+                overwrite: bool = False) -> tuple[Path, dict[str, Any] | None]:
     """Claim `OUT.shards/K-of-N` for `command` with these inputs; returns (directory, the result recorded by
     `finish_shard` when this shard is already complete, else None).
 
     A directory left by the same command and inputs is continued (or found complete); one of other inputs
-    or settings is refused."""
+    or settings is refused (`outputs.existing_output`); `overwrite` starts the shard again."""
     path = shard_dir(out, shard)
+    if overwrite:
+        remove_path(path)
     record = {"command": command, "shard": shard.index, "of": shard.count, "identity": digest(identity),
               "inputs": identity, "complete": False}
     existing = path / SHARD_FILE
     if existing.is_file():
         old = read_json(existing)
         if not isinstance(old, dict) or (old.get("command"), old.get("identity")) != (command, record["identity"]):
-            raise VlkdError(f"holds shard {shard} of another command or other inputs/settings; remove it or use "
-                            f"another --out", path)
+            raise existing_output(path, f" (shard {shard} of another command or other inputs/settings)")
         return path, old.get("result") if old.get("complete") else None
-    if path.exists() and any(path.iterdir()):
-        raise VlkdError("exists and is not a shard directory; remove it or use another --out", path)
+    if not is_vacant(path):
+        raise existing_output(path, " and is not a shard directory")
     path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(existing, record)
     return path, None
@@ -165,9 +167,7 @@ def collect_shards(out: str | os.PathLike) -> ShardSet:
 
 def check_merge_target(out: str | os.PathLike, overwrite: bool) -> None:
     """Refuse to merge onto an existing non-empty OUT unless `overwrite`."""
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise VlkdError("output already exists and is not an empty directory; pass --overwrite to replace it", out)
+    check_output(out, overwrite)
 
 
 def remove_shards(out: str | os.PathLike) -> None:

@@ -24,7 +24,7 @@ from tests.conftest import kill_mid_run, run_cli
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore
 from vlkd.engine.batches import ShardedBatches
-from vlkd.eval.teacher_targets import prepare_teacher_targets
+from vlkd.data.teacher.targets import prepare_teacher_targets
 from vlkd.models.bert import ModelConfig, build_masked_lm
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
 from vlkd.recipes import load_config, recipe_module

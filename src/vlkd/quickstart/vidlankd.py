@@ -121,7 +121,7 @@ def comparison_stage(out: Path, runs: dict[str, Path], teacher: Path, profile: P
     """Every student: held-out perplexity, grounding by both routes, fine-tuning accuracy over seeds."""
     tasks = out / "bundled"
     if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
-        prepare_bundled(tasks)
+        prepare_bundled(tasks, overwrite=True)
     data = out / "world-teacher-data"
     students: dict[str, Any] = {}
     seeds = ",".join(map(str, profile.finetune_seeds))

@@ -42,7 +42,7 @@ from vlkd.data.text.collate import BlockCollator
 from vlkd.data.text.split import TextData, check_model_fits, split_train_valid
 from vlkd.engine import Job
 from vlkd.errors import VlkdError
-from vlkd.eval.teacher_targets import TeacherTargets, load_frozen_teacher, voken_bank
+from vlkd.data.teacher.targets import TeacherTargets, load_frozen_teacher, voken_bank
 from vlkd.losses import LossTerm, LossTerms, assign_vokens, check_terms, mlm
 from vlkd.losses.terms import term_names
 from vlkd.models.bert import ModelConfig, build_masked_lm, encoder_depth, save_with_tokenizer

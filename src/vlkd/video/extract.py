@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vlkd.data.videoqa.prepare import read_mapping
 from vlkd.errors import Preempted, VlkdError
-from vlkd.io import atomic_path, read_json, write_json_atomic, write_text_atomic
-from vlkd.lock import DirLock
+from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
+from vlkd.lock import LOCK_FILE, DirLock
+from vlkd.outputs import NOT_EMPTY, existing_output, is_vacant
 from vlkd.preempt import StopSignals, ignore_stop_signals
 from vlkd.shards import Shard, ShardSet, begin_shard, digest, finish_shard, link_or_copy
 from vlkd.video.backbones import FeatureModel, load_backbone
@@ -281,14 +282,15 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                      motion_weights: str | None = None, num_clips: int = 8, appearance_size: int | None = None,
                      motion_size: int | None = None, workers: int = 1, device: str | None = None,
                      progress: bool = True, mapping: str | os.PathLike | None = None,
-                     shard: Shard | None = None) -> dict:
+                     shard: Shard | None = None, overwrite: bool = False) -> dict:
     """Extract features of every video into `out`; returns counts {"done", "skipped", "failed"}.
 
     `mapping` (MSVD's youtube_mapping.txt, lines `NAME vidN`) renames each video NAME.ext to vidN, so the
     HCRN ids are the N the questions use (a YouTube clip name's trailing number is its end second).
     With `shard` K/N: only the K-th of N contiguous ranges of the videos (in listing order), into
     OUT.shards/K-of-N/ (resumable the same way; HCRN parts are kept for the merge); `merge_feature_shards`
-    then writes OUT."""
+    then writes OUT. An output made with other settings, or a directory that is no extraction's, is refused
+    unless `overwrite` (which starts it again)."""
     if layout not in ("howto100m", "hcrn"):
         raise VlkdError(f"unknown layout {layout!r} (howto100m or hcrn)")
     if num_clips < 1:
@@ -319,27 +321,31 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
         lo, hi = shard.span(len(ids))
         identity = {"videos": os.fspath(Path(videos).resolve()), "count": len(ids),
                     "listing": digest([ids, [os.fspath(p) for p in paths]]), "meta": meta}
-        out, finished = begin_shard(out, shard, SHARD_COMMAND, identity)
+        out, finished = begin_shard(out, shard, SHARD_COMMAND, identity, overwrite)
         if finished is not None:
             return finished["counts"]
     with DirLock(out), StopSignals() as stop:
         return _extract(out, paths, ids, meta, plan, app_model, mot_model, device, workers, progress, stop, videos,
-                        lo, hi, shard)
+                        lo, hi, shard, overwrite)
 
 
 def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Plan, app_model: FeatureModel,
              mot_model: FeatureModel, device: str, workers: int, progress: bool, stop: StopSignals,
-             videos: str | os.PathLike, lo: int, hi: int, shard: Shard | None) -> dict:
+             videos: str | os.PathLike, lo: int, hi: int, shard: Shard | None, overwrite: bool) -> dict:
     """The extraction proper of videos lo..hi-1, under OUT's (or the shard directory's) lock and with stop
     signals caught."""
     from tqdm import tqdm
 
     meta_path = out / "meta.json"
-    if meta_path.exists():
-        if read_json(meta_path) != json.loads(json.dumps(meta)):  # same plan, backbones and weights files
-            raise VlkdError("this output directory was made with different settings or weights; "
-                            "use another --out", out)
-    else:
+    ours = meta_path.exists() and read_json(meta_path) == json.loads(json.dumps(meta))  # plan, backbones, weights
+    if not ours and shard is None and not is_vacant(out):
+        if not overwrite:
+            why = " (made with different settings or weights)" if meta_path.exists() else NOT_EMPTY
+            raise existing_output(out, why)
+        for child in out.iterdir():
+            if child.name != LOCK_FILE:
+                remove_path(child)
+    if not meta_path.exists():
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(meta_path, meta)
     writer = Writer(out, plan, ids)

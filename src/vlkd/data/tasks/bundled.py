@@ -25,6 +25,7 @@ from vlkd.data.bundled import RESOURCES, bundled_path
 from vlkd.data.tasks.glue import bundled_task
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path
+from vlkd.outputs import check_output
 
 RT_LABELS = ("0", "1")  # rotten, fresh
 WIKI_TOPICS = ("Arts", "Biology and health sciences", "Everyday life", "Geography", "History", "Mathematics",
@@ -96,8 +97,9 @@ def write_task(out: Path, items: Iterable[tuple[str, str, str]], source: str, ke
     return counts
 
 
-def prepare_bundled(out: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """Write OUT/rt-polarity and OUT/wiki-topic; return the split sizes of each."""
+def prepare_bundled(out: str | os.PathLike, overwrite: bool = False) -> dict[str, dict[str, int]]:
+    """Write OUT/rt-polarity and OUT/wiki-topic (an existing one is refused unless `overwrite`); return the
+    split sizes of each."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VlkdError("exists and is not a directory", out)
@@ -107,4 +109,5 @@ def prepare_bundled(out: str | os.PathLike) -> dict[str, dict[str, int]]:
     for name in tasks:
         if (out / name).exists() and not (out / name).is_dir():
             raise VlkdError("exists and is not a directory", out / name)
+        check_output(out / name, overwrite)
     return {name: write_task(out / name, items, source, key) for name, (items, source, key) in tasks.items()}

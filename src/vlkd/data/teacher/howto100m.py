@@ -38,6 +38,7 @@ from tqdm import tqdm
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic
+from vlkd.outputs import check_output
 from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
 
 FORMAT_VERSION = 1
@@ -201,8 +202,10 @@ def prepare_howto100m(
     valid_fraction: float = 0.05,
     progress: bool = True,
     shard: Shard | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build teacher samples from caption.json and feature files; returns the metadata.
+    """Build teacher samples from caption.json and feature files; returns the metadata. An existing output
+    (or, with `shard`, shard directory) is refused unless `overwrite`.
 
     With `shard` K/N: only the K-th of N contiguous ranges of the sorted video ids, into OUT.shards/K-of-N/
     (the same split files for those videos); `merge_howto100m_shards` concatenates them into OUT."""
@@ -218,7 +221,7 @@ def prepare_howto100m(
     if shard is not None:
         identity = {"captions": file_identity([captions_path])[0], "features": os.fspath(features_dir.resolve()),
                     "feature_2d": feature_2d, "feature_3d": feature_3d, **settings}
-        path, finished = begin_shard(out_dir, shard, SHARD_COMMAND, identity)
+        path, finished = begin_shard(out_dir, shard, SHARD_COMMAND, identity, overwrite)
         if finished is not None:
             return finished
         lo, hi = shard.span(len(vids))
@@ -227,8 +230,7 @@ def prepare_howto100m(
         result = {**part, "videos_total": len(caps)}
         finish_shard(path, result)
         return result
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise VlkdError("output directory exists and is not empty", out_dir)
+    check_output(out_dir, overwrite)
     with atomic_path(out_dir) as tmp:
         part = _build(caps, vids, features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
         meta = _meta([part], len(caps), captions_path, settings)

@@ -31,6 +31,7 @@ from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, WIKITEXT_UNK, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
+from vlkd.outputs import check_output
 
 FORMAT_VERSION = 1
 BLOCKS_FILE = "blocks.bin"
@@ -195,9 +196,7 @@ def build_token_store(
                   f"{src.min_words} words skipped, {WIKITEXT_UNK} -> the unknown token; --format txt reads it as plain "
                   "text", file=sys.stderr)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())) and not overwrite:
-        raise VlkdError("output already exists and is not an empty directory (use --overwrite to replace it)",
-                        out_dir)
+    check_output(out_dir, overwrite)
     tok = load_tokenizer(tokenizer)
     encode = fast_encoder(tok)
     vocab_size = max(tok.get_vocab().values()) + 1

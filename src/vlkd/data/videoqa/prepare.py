@@ -48,6 +48,7 @@ from vlkd.data.bundled import bundled_path
 from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json
+from vlkd.outputs import check_output
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -344,8 +345,7 @@ def prepare_videoqa(
     qa_dir, out = Path(qa_dir), Path(out)
     if not qa_dir.is_dir():
         raise VlkdError("QA folder not found", qa_dir)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise VlkdError("output already exists and is not an empty directory (use --overwrite to replace it)", out)
+    check_output(out, overwrite)
     names = read_mapping(mapping) if mapping is not None else None
     splits = {split: read_split(qa_dir / f"{split}_qa.json", names) for split in SPLITS}
     if not splits["train"]:

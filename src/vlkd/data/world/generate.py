@@ -21,6 +21,7 @@ import numpy as np
 from vlkd.data.world.render import COLORS, SHAPES, Pose, encode_mp4, render_frame
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
+from vlkd.outputs import check_output
 
 SIZE, FPS, DURATION = 112, 24, 4.0
 RADIUS = {"small": 8.0, "big": 13.0}
@@ -238,8 +239,7 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
     out = Path(out)
     if num_videos < 1:
         raise VlkdError(f"--videos must be at least 1 (got {num_videos})")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise VlkdError("output directory exists and is not empty (use --overwrite to replace it)", out)
+    check_output(out, overwrite)
     from tqdm import tqdm
 
     ids = list(range(num_videos))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import vlkd.eval.teacher_targets as tt
+import vlkd.data.teacher.targets as tt
 from tests.conftest import wiki_extracts
 from tests.test_shards import tree_bytes
 from vlkd.cli import main
@@ -22,7 +22,7 @@ from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import Preempted, VlkdError
-from vlkd.eval.teacher_targets import (
+from vlkd.data.teacher.targets import (
     TeacherTargets,
     load_frozen_teacher,
     prepare_teacher_targets,

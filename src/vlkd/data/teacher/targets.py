@@ -43,8 +43,9 @@ from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
+from vlkd.outputs import existing_output, is_vacant
 from vlkd.rundir import FINAL, load_run_config
-from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard, shard_dir
+from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard
 
 FORMAT_VERSION = 1
 FORMS = ("full", "nst-gram")
@@ -235,9 +236,7 @@ def prepare_teacher_targets(
     }
 
     if shard is not None:
-        if overwrite:
-            remove_path(shard_dir(out, shard))
-        out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size})
+        out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size}, overwrite)
         if finished is not None:
             return finished["meta"]
     with DirLock(out), StopSignals() as signals:
@@ -264,20 +263,17 @@ def _build(out: Path, plan: dict[str, Any], store: TokenStore, teacher: VideoTex
             existing = read_json(out / META_FILE)
             if _identity(existing) == _identity(plan):
                 return existing
-            raise VlkdError("holds teacher targets built with other arguments (teacher, store, form or vokens); "
-                            "pass --overwrite to replace them", out)
+            raise existing_output(out, " (teacher targets built with other arguments: teacher, store, form "
+                                       "or vokens)")
         if (out / PROGRESS_FILE).is_file():
             state = read_json(out / PROGRESS_FILE)
             if not isinstance(state, dict) or _identity(state.get("meta") or {}) != _identity(plan):
-                raise VlkdError("holds an unfinished build with other arguments (teacher, store, form or vokens); "
-                                "pass --overwrite to start again", out)
+                raise existing_output(out, " (an unfinished build with other arguments: teacher, store, form "
+                                           "or vokens)")
             done = int(state["blocks_done"])
             fresh = done == 0  # nothing computed yet: (re)allocate the arrays
-        elif out.is_dir() and all(p.name == LOCK_FILE for p in out.iterdir()):
-            pass
-        else:
-            raise VlkdError("output exists and is not a teacher-targets directory; pass --overwrite to replace it",
-                            out)
+        elif not is_vacant(out):
+            raise existing_output(out, " and is not a teacher-targets directory")
     else:
         for child in out.iterdir():
             if child.name != LOCK_FILE:
