@@ -86,4 +86,4 @@ def test_help_choices_come_from_the_registries(capsys: pytest.CaptureFixture) ->
     # an unknown name is the library's one-line error, not argparse's usage message
     assert main(["finetune", "--task", "glue", "--data-dir", "d", "--model", "m", "--out", "o"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("vlkd: error: unknown task 'glue'") and err.count("\n") == 1
+    assert err.startswith("vlkd: error: config (vlkd finetune): unknown task 'glue'") and err.count("\n") == 1
