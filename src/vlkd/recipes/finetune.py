@@ -46,7 +46,7 @@ from vlkd.eval.metrics import compute, squad_scores, squad_v2_scores, tracie_sco
 from vlkd.eval.predict import predict
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_pretrained, quiet_transformers
-from vlkd.rundir import model_dir, model_note
+from vlkd.rundir import RunDir, model_dir, model_note
 
 
 @dataclass
@@ -307,7 +307,7 @@ class Run:
         collate = PadCollate(data.tokenizer.pad_token_id or 0)
         module = self.module
         if not self.dev_logits:  # the run was already complete: nothing trained or evaluated here
-            module = TaskModel(load_pretrained(out / "final", spec), spec.kind).to(state.device).eval()
+            module = TaskModel(load_pretrained(RunDir(out).final, spec), spec.kind).to(state.device).eval()
         module.eval()
         metrics: dict[str, float] = {}
         for dev in data.dev:
@@ -326,13 +326,13 @@ class Run:
             result = score_diagnostic(module.model, data.tokenizer, data.diagnostic,
                                       config.data.max_length or spec.max_length, config.data.eval_batch_size)
             if state.is_main_process:
-                write_json_atomic(out / "diagnostic.json", result)
+                write_json_atomic(RunDir(out).diagnostic, result)
         for test in data.test:
             logits = predict(module.logits, test.items, collate, config.data.eval_batch_size)
             if state.is_main_process:
                 write_text_atomic(out / test.output, prediction_text(spec, test, logits))
         if state.is_main_process:
-            write_json_atomic(out / "eval_results.json", metrics)
+            write_json_atomic(RunDir(out).eval_results, metrics)
         state.wait_for_everyone()
         return metrics
 
@@ -366,7 +366,7 @@ def run_finetune(config: Config) -> dict[str, Any]:
     summary["seeds"] = list(config.seeds)
     summary["per_seed"] = per_seed
     if PartialState().is_main_process:
-        write_json_atomic(out / "eval_results.json", summary)
+        write_json_atomic(RunDir(out).eval_results, summary)
     return summary
 
 
@@ -393,8 +393,8 @@ def predict_ax(model: str, data_dir: str, out: str, data: FinetuneData | None = 
     if full.is_file():  # the labelled release beside it: R3 by category as well
         result = score_diagnostic(classifier, tokenizer, full, data.max_length or spec.max_length, data.eval_batch_size)
         if state.is_main_process:
-            write_json_atomic(Path(out) / "diagnostic.json", result)
-        print(f"vlkd: R3 by category of {full} -> {Path(out) / 'diagnostic.json'}", file=sys.stderr)
+            write_json_atomic(RunDir(out).diagnostic, result)
+        print(f"vlkd: R3 by category of {full} -> {RunDir(out).diagnostic}", file=sys.stderr)
     return target
 
 
