@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from vlkd.errors import VlkdError  # noqa: E402
 from vlkd.io import atomic_path, write_text_atomic  # noqa: E402
-from vlkd.rundir import read_metrics  # noqa: E402
+from vlkd.rundir import RunDir, read_metrics  # noqa: E402
 
 _NOT_CURVES = {"step", "epoch", "lr", "grad_norm", "tokens_per_s", "seconds", "gallery_size", "median_rank"}
 _RATE = re.compile(r"^(accuracy|acc_.+|r\d+|f1|exact_match|em)$")
@@ -154,7 +154,7 @@ def plot_bars(panels: list[BarPanel], path: Path, title: str) -> None:
 def summarize_run(run_dir: str | Path) -> str:
     """Write RUN_DIR/report.md and RUN_DIR/curves.png; return the markdown."""
     run_dir = Path(run_dir)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(RunDir(run_dir).metrics)
     if not records:
         raise VlkdError("no metrics.jsonl with records: not a vlkd run directory, or nothing logged yet", run_dir)
     train = [r for r in records if "loss" in r]
@@ -171,8 +171,8 @@ def summarize_run(run_dir: str | Path) -> str:
         lines += [f"| {r['step']} | " + " | ".join(f"{r[k]:.4f}" if k in r else "" for k in keys) + " |"
                   for r in valid]
         lines.append("")
-    plot_curves(records, run_dir / "curves.png", str(run_dir))
-    lines += ["![curves](curves.png)", ""]
+    plot_curves(records, RunDir(run_dir).curves, str(run_dir))
+    lines += [f"![curves]({RunDir(run_dir).curves.name})", ""]
     text = "\n".join(lines)
-    write_text_atomic(run_dir / "report.md", text)
+    write_text_atomic(RunDir(run_dir).report, text)
     return text

@@ -4,12 +4,20 @@
     RUN/checkpoints/step-N one resumable checkpoint     RUN/final/          the model at the last step
     RUN/best/              the best-evaluated model (with `select_best`), its selection.json
     RUN/results.json       the last evaluation (and the best one)
+    RUN/eval_results.json  a fine-tuning run's dev metrics (official names)
+    RUN/tensorboard/       event files (with `report_to: [tensorboard]`)
+    RUN/report.md, RUN/curves.png                    `vlkd report`
+    RUN/eval-SPLIT.json, RUN/grounding.json, RUN/retrieval.json, RUN/diagnostic.json   `vlkd evaluate ...`
     RUN/.vlkd.lock         while a process trains there (vlkd.lock)
-"""
+
+A checkpoint step-N/ holds model.safetensors, optimizer.pt, scheduler.pt, rng-R.pt (process R's RNG
+state) and trainer_state.json (the manifest, written last). Code names these paths through `RunDir`
+and `CheckpointDir`, never as literals."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,11 +33,128 @@ FINAL = "final"
 BEST = "best"
 SELECTION = "selection.json"
 RESULTS = "results.json"
+EVAL_RESULTS = "eval_results.json"
+TENSORBOARD = "tensorboard"
+STEP_PREFIX = "step-"
+_STEP_DIR = re.compile(rf"^{STEP_PREFIX}(\d+)$")
+
+
+class RunDir:
+    """The paths of one run directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    @property
+    def final(self) -> Path:
+        return self.root / FINAL
+
+    @property
+    def best(self) -> Path:
+        return self.root / BEST
+
+    @property
+    def selection(self) -> Path:
+        """best/selection.json: which evaluation chose best/."""
+        return self.best / SELECTION
+
+    @property
+    def results(self) -> Path:
+        return self.root / RESULTS
+
+    @property
+    def eval_results(self) -> Path:
+        return self.root / EVAL_RESULTS
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / TENSORBOARD
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    def evaluation(self, split: str) -> Path:
+        """`vlkd evaluate videoqa`'s output (without suffix) for a split."""
+        return self.root / f"eval-{split}"
+
+    @property
+    def grounding(self) -> Path:
+        """`vlkd evaluate grounding`'s output (without suffix)."""
+        return self.root / "grounding"
+
+    @property
+    def retrieval(self) -> Path:
+        """`vlkd evaluate retrieval`'s output (without suffix)."""
+        return self.root / "retrieval"
+
+    @property
+    def diagnostic(self) -> Path:
+        return self.root / "diagnostic.json"
+
+    def checkpoint(self, step: int) -> Path:
+        """checkpoints/step-N."""
+        return self.checkpoints / f"{STEP_PREFIX}{step}"
+
+    @property
+    def stale_checkpoints(self) -> list[Path]:
+        """The temp directories a writer killed mid-checkpoint left (io.atomic_path's `.NAME.tmp-*`)."""
+        return sorted(self.checkpoints.glob(f".{STEP_PREFIX}*.tmp-*"))
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """N for a checkpoints/step-N directory name, else None."""
+    match = _STEP_DIR.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+class CheckpointDir:
+    """The files of one checkpoint directory (checkpoints/step-N, or its temp directory while written)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @property
+    def optimizer(self) -> Path:
+        return self.root / "optimizer.pt"
+
+    @property
+    def scheduler(self) -> Path:
+        return self.root / "scheduler.pt"
+
+    @property
+    def state(self) -> Path:
+        """trainer_state.json: the trainer's counters and the manifest of every other file."""
+        return self.root / "trainer_state.json"
+
+    def rng(self, rank: int) -> Path:
+        """Process `rank`'s RNG state."""
+        return self.root / f"rng-{rank}.pt"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
     """The resolved config a run saved (for tools that inspect finished runs)."""
-    path = Path(run_dir) / CONFIG
+    path = RunDir(run_dir).config
     if not path.is_file():
         raise VlkdError("not a run directory (no config.yaml)", run_dir)
     try:
@@ -65,7 +190,8 @@ def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> 
     """A run's best/ (chosen on validation) if it has one, else its final/; or a model directory itself.
     The chosen directory must hold every `required` file."""
     path = Path(run_or_model)
-    for candidate in (path / BEST, path / FINAL, path):
+    run = RunDir(path)
+    for candidate in (run.best, run.final, path):
         if all((candidate / name).is_file() for name in required):
             return candidate
     raise VlkdError(f"no {what} here (expected best/ or final/ with {', '.join(required)})", path)

@@ -57,7 +57,7 @@ def install(kind: str, at_step: int, nth: int) -> None:
         return current["trainer"].step if "trainer" in current else -1
 
     if kind in ("step", "sigterm"):
-        to_device = trainer_mod._to_device
+        to_device = trainer_mod.to_device
 
         def hooked(batch, device):
             t = current.get("trainer")
@@ -65,7 +65,7 @@ def install(kind: str, at_step: int, nth: int) -> None:
                 os.kill(os.getpid(), signal.SIGKILL if kind == "step" else signal.SIGTERM)
             return to_device(batch, device)
 
-        trainer_mod._to_device = hooked
+        trainer_mod.to_device = hooked
     elif kind == "checkpoint":
         save = ckpt_mod._torch_save
         written = []

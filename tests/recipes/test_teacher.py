@@ -14,6 +14,8 @@ from transformers import AutoModelForMaskedLM
 
 from tests.conftest import run_cli
 from vlkd.data.teacher.howto100m import prepare_howto100m
+from vlkd.eval.retrieval import EVAL_BATCH
+from vlkd.recipes.teacher import loss_items_count
 
 OBJECTS = ["onion", "carrot", "bread", "egg", "cheese", "apple", "rice", "fish"]
 
@@ -103,3 +105,17 @@ def test_feature_width_mismatch_is_exit_2(grounded: Path, tmp_path: Path) -> Non
                      *TINY[:-1], "video.feature_dim=4096")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("vlkd: error: ") and "feature width 32" in result.stderr
+
+
+@pytest.mark.parametrize("even", [True, False])
+def test_loss_items_count_matches_trimming_each_batch(even: bool) -> None:
+    """Against the plain loop: batches of EVAL_BATCH, the last trimmed to even (halfswap), one of <2 dropped."""
+    def kept(n: int) -> int:
+        total = 0
+        for start in range(0, n, EVAL_BATCH):
+            size = min(EVAL_BATCH, n - start)
+            size = size // 2 * 2 if even else size
+            total += size if size >= 2 else 0
+        return total
+
+    assert [loss_items_count(n, even) for n in range(3 * EVAL_BATCH + 2)] == [kept(n) for n in range(3 * EVAL_BATCH + 2)]

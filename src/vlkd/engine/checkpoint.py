@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,9 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, file_sha256, remove_path
-
-STATE_FILE = "trainer_state.json"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+from vlkd.rundir import CheckpointDir, RunDir, checkpoint_step
 
 
 def rng_state() -> dict[str, Any]:
@@ -73,27 +70,27 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     trainer_state: dict[str, Any],
+    rngs: Sequence[dict[str, Any]],
 ) -> None:
     """Write one checkpoint directory atomically (single process, or the main one under DDP).
 
     Every process has the same RNG streams' role, but states differ per rank; the caller passes the
-    gathered per-rank RNG states inside `trainer_state['rng']` (a list, index = rank).
+    gathered per-rank RNG states as `rngs` (index = rank).
     """
-    rngs = trainer_state.pop("rng")
     with atomic_path(path) as tmp:
         tmp.mkdir(parents=True)
-        save_file({k: v.detach().contiguous() for k, v in trained_state(module, frozen).items()},
-                  str(tmp / "model.safetensors"))
-        _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
-        _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
+        files = CheckpointDir(tmp)
+        save_file({k: v.detach().contiguous() for k, v in trained_state(module, frozen).items()}, str(files.model))
+        _torch_save(optimizer.state_dict(), files.optimizer)
+        _torch_save(scheduler.state_dict(), files.scheduler)
         for rank, state in enumerate(rngs):
-            _torch_save(state, tmp / f"rng-{rank}.pt")
+            _torch_save(state, files.rng(rank))
         for p in tmp.iterdir():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.iterdir())}
-        trainer_state = {**trainer_state, "files": files}
-        with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
+        manifest = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.iterdir())}
+        trainer_state = {**trainer_state, "files": manifest}
+        with open(files.state, "w", encoding="utf-8") as f:
             json.dump(trainer_state, f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
@@ -105,35 +102,35 @@ def drop_optimizer_state(run_dir: Path) -> int:
     complete for `resume`, but cannot continue training."""
     freed = 0
     for _, path in list_checkpoints(run_dir):
-        state = read_trainer_state(path)
-        if "optimizer.pt" not in state.get("files", {}):
+        state, files = read_trainer_state(path), CheckpointDir(path)
+        if files.optimizer.name not in state.get("files", {}):
             continue
-        freed += (path / "optimizer.pt").stat().st_size
-        state["files"] = {k: v for k, v in state["files"].items() if k != "optimizer.pt"}
+        freed += files.optimizer.stat().st_size
+        state["files"] = {k: v for k, v in state["files"].items() if k != files.optimizer.name}
         state["optimizer_state"] = False
-        tmp = path / f".{STATE_FILE}.tmp"
+        tmp = files.state.with_name(f".{files.state.name}.tmp")
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path / STATE_FILE)  # the manifest first: a kill between the two leaves a usable state
-        (path / "optimizer.pt").unlink()
+        os.replace(tmp, files.state)  # the manifest first: a kill between the two leaves a usable state
+        files.optimizer.unlink()
     return freed
 
 
 def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     """Every `checkpoints/step-N` directory, complete or not, oldest first. Temp dirs are ignored."""
-    root = run_dir / "checkpoints"
+    root = RunDir(run_dir).checkpoints
     if not root.is_dir():
         return []
     found = []
     for child in root.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir():
-            found.append((int(match.group(1)), child))
+        step = checkpoint_step(child)
+        if step is not None and child.is_dir():
+            found.append((step, child))
     return sorted(found)
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints (those with a state file), oldest first. Temp dirs are ignored."""
-    return [(step, path) for step, path in checkpoint_dirs(run_dir) if (path / STATE_FILE).is_file()]
+    return [(step, path) for step, path in checkpoint_dirs(run_dir) if CheckpointDir(path).state.is_file()]
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
@@ -142,16 +139,16 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         raise VlkdError(f"config key 'keep_checkpoints' must be at least 1, got {keep}")
     for _, path in list_checkpoints(run_dir)[:-keep]:
         remove_path(path)
-    for stale in (run_dir / "checkpoints").glob(".step-*.tmp-*"):
+    for stale in RunDir(run_dir).stale_checkpoints:
         remove_path(stale)
 
 
 def read_trainer_state(path: Path) -> dict[str, Any]:
     """Read and verify a checkpoint's state file and manifest: every listed file present, of its size and
     (checkpoints written since checksums were added) of its sha256. A VlkdError names the bad file."""
-    state_file = path / STATE_FILE
+    state_file = CheckpointDir(path).state
     if not state_file.is_file():
-        raise VlkdError(f"incomplete checkpoint: no {STATE_FILE}", path)
+        raise VlkdError(f"incomplete checkpoint: no {state_file.name}", path)
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
         files = state["files"]
@@ -179,15 +176,16 @@ def load_checkpoint(
     """Restore module, optimizer, scheduler and this process's RNG; returns the trainer state. `state`:
     the checkpoint's already verified state (read_trainer_state), to skip a second verification."""
     state = read_trainer_state(path) if state is None else state
-    current = path / "model.safetensors"
+    files = CheckpointDir(path)
+    current = files.model
     try:
         _load_trained(module, frozen, current)
-        current = path / "optimizer.pt"
+        current = files.optimizer
         if state.get("optimizer_state", True):  # dropped when a finished run did not keep it
             optimizer.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
-        current = path / "scheduler.pt"
+        current = files.scheduler
         scheduler.load_state_dict(torch.load(current, map_location="cpu", weights_only=False))
-        current = path / f"rng-{rank}.pt"
+        current = files.rng(rank)
         if not current.is_file():
             raise VlkdError(f"checkpoint has no RNG state for process {rank} (saved with fewer processes; "
                             "exact resume needs the same number of processes)", current)

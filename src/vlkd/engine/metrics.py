@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 from vlkd.errors import VlkdError
 from vlkd.io import disk_full_error, is_disk_full, remove_path, write_text_atomic
+from vlkd.rundir import RunDir
 
 REPORTERS = ("jsonl", "tensorboard")
-TENSORBOARD_DIR = "tensorboard"
 
 
 def check_report_to(report_to: list[str]) -> None:
@@ -65,7 +65,7 @@ class MetricsLog:
         """A run starting at step 0: forget the lines of an earlier attempt that saved no checkpoint."""
         if self.enabled:
             remove_path(self.path)
-            remove_path(self.path.parent / TENSORBOARD_DIR)
+            remove_path(RunDir(self.path.parent).tensorboard)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -91,7 +91,7 @@ class MetricsLog:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency, loaded only when used
 
-            self._writer = SummaryWriter(str(self.path.parent / TENSORBOARD_DIR), purge_step=self._purge_step)
+            self._writer = SummaryWriter(str(RunDir(self.path.parent).tensorboard), purge_step=self._purge_step)
         return self._writer
 
     def close(self) -> None:

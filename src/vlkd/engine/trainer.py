@@ -41,11 +41,12 @@ from vlkd.engine.checkpoint import (
 from vlkd.engine.metrics import MetricsLog
 from vlkd.engine.precision import resolve_precision
 from vlkd.heap import keep_heap
+from vlkd.inference import to_device
 from vlkd.errors import Preempted, VlkdError
 from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
 from vlkd.lock import DirLock
 from vlkd.preempt import StopSignals, ignore_stop_signals
-from vlkd.rundir import load_run_config
+from vlkd.rundir import SELECTION, RunDir, load_run_config
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _check_run_dir(out: Path, resume: bool) -> None:
     before its first checkpoint leaves (config.yaml, metrics.jsonl) does not count: a new run replaces it."""
     if resume:
         return
-    if checkpoint_dirs(out) or (out / "final").exists():
+    if checkpoint_dirs(out) or RunDir(out).final.exists():
         raise VlkdError("output_dir already holds a run: pass resume=true to continue it, or choose another "
                         "output_dir", out)
 
@@ -124,6 +125,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, build_job: Callable[[TrainConfig], Job]) -> None:
         self.config = config
         self.out = Path(config.output_dir)
+        self.run = RunDir(self.out)
         _check_run_dir(self.out, config.resume)
         self.accelerator, self.precision_reason = make_accelerator(config)
         set_seed(config.seed)
@@ -155,7 +157,7 @@ class Trainer:
         # The scheduler is stepped by us, once per optimizer step: accelerate's wrapper would step it
         # once per process. The DataLoader is ours too: ShardedBatches already shards and resumes.
         self.module, self.optimizer = acc.prepare(self.job.module, optimizer)
-        self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=acc.is_main_process, report_to=config.report_to)
+        self.metrics = MetricsLog(self.run.metrics, enabled=acc.is_main_process, report_to=config.report_to)
         self.step = 0
         self.micro_step = 0
         self.saved_step = -1  # the step of the newest checkpoint on disk
@@ -195,7 +197,7 @@ class Trainer:
         self.step, self.micro_step = state["step"], state["micro_step"]
         if not state.get("optimizer_state", True) and self.step < self.max_steps:
             raise VlkdError(f"the run finished without keeping its optimizer state, so it cannot continue to "
-                            f"{self.max_steps} steps; start a new run from {self.out / 'final'} (or keep_optimizer: "
+                            f"{self.max_steps} steps; start a new run from {self.run.final} (or keep_optimizer: "
                             "true next time)", path)
         self.saved_step = self.step
         self.nonfinite_in_row = state.get("nonfinite_in_row", 0)
@@ -223,20 +225,18 @@ class Trainer:
             return str(path), state
         if bad:
             raise VlkdError(f"no intact checkpoint to resume from ({', '.join(p.name for p in bad)} unusable, "
-                            "reasons above); remove them to start again from step 0", self.out / "checkpoints")
+                            "reasons above); remove them to start again from step 0", self.run.checkpoints)
         return None
 
     def _save(self) -> None:
         acc = self.accelerator
         rngs = gather_object([rng_state()])
         if acc.is_main_process:
-            path = self.out / "checkpoints" / f"step-{self.step}"
-            save_checkpoint(path, module=acc.unwrap_model(self.module), frozen=self.job.frozen,
-                            optimizer=self.optimizer,
-                            scheduler=self.scheduler,
+            save_checkpoint(self.run.checkpoint(self.step), module=acc.unwrap_model(self.module),
+                            frozen=self.job.frozen, optimizer=self.optimizer, scheduler=self.scheduler,
                             trainer_state={"step": self.step, "micro_step": self.micro_step,
-                                           "max_steps": self.max_steps, "nonfinite_in_row": self.nonfinite_in_row,
-                                           "rng": rngs})
+                                           "max_steps": self.max_steps, "nonfinite_in_row": self.nonfinite_in_row},
+                            rngs=rngs)
             prune_checkpoints(self.out, self.config.keep_checkpoints)
         self.saved_step = self.step
         acc.wait_for_everyone()
@@ -264,7 +264,7 @@ class Trainer:
         self.module.eval()
         sums: dict[str, torch.Tensor] = {}
         for m in range(n):
-            batch = _to_device(valid[m], acc.device)
+            batch = to_device(valid[m], acc.device)
             for key, value in self.module(batch).items():
                 sums[key] = sums.get(key, 0) + value.detach().float() / n
         self._train_mode()
@@ -282,7 +282,7 @@ class Trainer:
         return result
 
     def _best(self) -> dict[str, Any] | None:
-        path = self.out / "best" / "selection.json"
+        path = self.run.selection
         return read_json(path) if path.is_file() else None
 
     def _keep_if_best(self, result: dict[str, float]) -> None:
@@ -295,10 +295,10 @@ class Trainer:
                             f"(it has {', '.join(sorted(result))})")
         best = self._best()
         if self.accelerator.is_main_process and (best is None or result[name] > best["value"]):
-            with atomic_path(self.out / "best") as tmp:
+            with atomic_path(self.run.best) as tmp:
                 self.job.save_final(self.accelerator.unwrap_model(self.module), tmp)
-                write_json_atomic(tmp / "selection.json", {"metric": name, "value": result[name], "step": self.step})
-            self._say(f"best {name} so far: {result[name]:.4g} at step {self.step} -> {self.out / 'best'}")
+                write_json_atomic(tmp / SELECTION, {"metric": name, "value": result[name], "step": self.step})
+            self._say(f"best {name} so far: {result[name]:.4g} at step {self.step} -> {self.run.best}")
         self.accelerator.wait_for_everyone()
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -319,14 +319,14 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             if self.step == 0:  # a fresh start: drop what an attempt without a checkpoint left
                 self.metrics.reset()
-                remove_path(self.out / "best")
-                remove_path(self.out / "results.json")
-            if config.resume and (self.out / "config.yaml").is_file():
+                remove_path(self.run.best)
+                remove_path(self.run.results)
+            if config.resume and self.run.config.is_file():
                 self._note_config_changes()
-            write_text_atomic(self.out / "config.yaml", dump_yaml(config))
+            write_text_atomic(self.run.config, dump_yaml(config))
         # complete once results.json is written (after final/): a kill between the two redoes the finish
-        if self.step >= self.max_steps and (self.out / "final").is_dir() and (self.out / "results.json").is_file():
-            self._say(f"run already complete at step {self.step}: {self.out / 'final'}")
+        if self.step >= self.max_steps and self.run.final.is_dir() and self.run.results.is_file():
+            self._say(f"run already complete at step {self.step}: {self.run.final}")
             if self.job.finish is not None:
                 self.job.finish(self.out)
             return self.out
@@ -358,7 +358,7 @@ class Trainer:
                 self._preempt(sums)
             step_sums: dict[str, torch.Tensor] = {}
             for a in range(config.grad_accum):
-                batch = _to_device(next(batches), acc.device)
+                batch = to_device(next(batches), acc.device)
                 tokens += count_tokens(batch)
                 sync = a == config.grad_accum - 1
                 with contextlib.nullcontext() if sync else acc.no_sync(self.module):
@@ -475,7 +475,7 @@ class Trainer:
         if self.step > 0 and self.saved_step != self.step:
             self._check_finite(sums)
             self._save()
-        where = (f"checkpoint {self.out / 'checkpoints' / f'step-{self.step}'}" if self.step > 0
+        where = (f"checkpoint {self.run.checkpoint(self.step)}" if self.step > 0
                  else "before the first step, nothing to save")
         raise Preempted(f"{signal_name} at step {self.step} of {self.max_steps}: {where}; continue with resume=true")
 
@@ -483,11 +483,11 @@ class Trainer:
         acc = self.accelerator
         result = self._log_eval()
         if acc.is_main_process:
-            with atomic_path(self.out / "final") as tmp:
+            with atomic_path(self.run.final) as tmp:
                 self.job.save_final(acc.unwrap_model(self.module), tmp)
             best = {"best": self._best()} if self.config.select_best else {}
-            write_json_atomic(self.out / "results.json", {"step": self.step, **result, **best})
-            self._say(f"done: {self.out / 'final'}")
+            write_json_atomic(self.run.results, {"step": self.step, **result, **best})
+            self._say(f"done: {self.run.final}")
         acc.wait_for_everyone()
         if self.job.finish is not None:
             self.job.finish(self.out)
@@ -510,10 +510,6 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def train(config: TrainConfig, build_job: Callable[[TrainConfig], Job]) -> Path:

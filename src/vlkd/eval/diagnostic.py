@@ -23,6 +23,7 @@ from vlkd.eval.metrics import r3_by_category
 from vlkd.eval.predict import predict
 from vlkd.io import write_json_atomic
 from vlkd.models.heads import TaskModel, load_pretrained
+from vlkd.rundir import RunDir
 
 
 def load_mnli_classifier(model: str | Path) -> PreTrainedModel:
@@ -58,7 +59,8 @@ def evaluate_diagnostic(model: str, data: str, out: str | None = None, tokenizer
     result = score_diagnostic(classifier, load_tokenizer(tokenizer or model), data, max_length, batch_size)
     result["model"] = str(model)
     model_dir = Path(model)
-    target = Path(f"{out}.json") if out else (model_dir.parent if model_dir.name == "final" else model_dir) / "diagnostic.json"
+    run = model_dir.parent if RunDir(model_dir.parent).final == model_dir else model_dir
+    target = Path(f"{out}.json") if out else RunDir(run).diagnostic
     if PartialState().is_main_process:
         write_json_atomic(target, result)
     return result, target

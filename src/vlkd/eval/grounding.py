@@ -21,6 +21,7 @@ from vlkd.errors import VlkdError  # noqa: E402
 from vlkd.eval.retrieval import encode_split, retrieval_metrics  # noqa: E402
 from vlkd.io import atomic_path, write_json_atomic  # noqa: E402
 from vlkd.models.teacher import load_teacher  # noqa: E402
+from vlkd.rundir import RunDir  # noqa: E402
 from vlkd.video.decode import FrameSize, iter_frames, probe  # noqa: E402
 
 
@@ -66,7 +67,7 @@ def evaluate_retrieval(run_dir: str | Path, data_dir: str | Path, split: str = "
                        out: str | Path | None = None) -> dict[str, Any]:
     """Score retrieval on `split`; with `videos_dir`, also write the grounding grid PNG."""
     run_dir, data_dir = Path(run_dir), Path(data_dir)
-    teacher = load_teacher(run_dir / "final")
+    teacher = load_teacher(RunDir(run_dir).final)
     samples = TeacherSamples(data_dir, split)
     if len(samples) < 2:
         raise VlkdError(f"split {split!r} has {len(samples)} samples; need at least 2", data_dir)
@@ -78,7 +79,7 @@ def evaluate_retrieval(run_dir: str | Path, data_dir: str | Path, split: str = "
     items = list(range(len(samples)))
     queries, gallery = encode_split(teacher, samples, collate, items, torch.device("cpu"))
     result: dict[str, Any] = {"split": split, **retrieval_metrics(queries, gallery)}
-    out = Path(out) if out else run_dir / "retrieval"
+    out = Path(out) if out else RunDir(run_dir).retrieval
     if videos_dir is not None:
         tok = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
         scores = queries @ gallery.T

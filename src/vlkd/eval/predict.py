@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
+from torch.utils.data import Subset
 
 from vlkd.data.tasks.encode import PadCollate
+from vlkd.inference import infer
 
 
-@torch.no_grad()
 def predict(logits_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], items: Sequence[Any], collate: PadCollate,
             batch_size: int) -> np.ndarray:
     """Stacked outputs for `items`, in order. Process r of P scores items r, r+P, ...; the shards are
@@ -21,12 +22,9 @@ def predict(logits_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], items:
     mine = list(range(state.process_index, len(items), state.num_processes))
     # longest-first inside the shard: little padding per batch
     mine.sort(key=lambda i: -_length(items[i]))
-    results: list[tuple[int, np.ndarray]] = []
-    for start in range(0, len(mine), batch_size):
-        chunk = mine[start:start + batch_size]
-        batch = {k: v.to(state.device) for k, v in collate([items[i] for i in chunk]).items()}
-        out = logits_fn(batch).float().cpu().numpy()
-        results.extend(zip(chunk, out))
+    outputs = infer(lambda batch: logits_fn(batch).float().cpu().numpy(), Subset(items, mine), collate, batch_size,
+                    state.device)
+    results: list[tuple[int, np.ndarray]] = list(zip(mine, (row for out in outputs for row in out)))
     if state.num_processes > 1:
         results = gather_object(results)
     results.sort(key=lambda r: r[0])

@@ -9,7 +9,9 @@ import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Subset
 
+from vlkd.inference import infer
 from vlkd.models.teacher import VideoTextTeacher
 
 EVAL_BATCH = 32
@@ -21,16 +23,15 @@ def caption_query(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (F.normalize(text, dim=-1) * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
-@torch.no_grad()
 def encode_split(teacher: VideoTextTeacher, samples: Sequence[dict], collate: Callable, items: list[int],
                  device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Caption queries and video embeddings of `items` (unmasked captions), aligned row by row."""
-    queries, gallery = [], []
-    for k in range(0, len(items), EVAL_BATCH):
-        batch = {key: v.to(device) for key, v in collate([samples[i] for i in items[k:k + EVAL_BATCH]], None).items()}
+    def encode(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         text = teacher.encode_text(batch["input_ids"], batch["attention_mask"])
-        queries.append(caption_query(text, batch["attention_mask"]).float().cpu())
-        gallery.append(teacher.encode_video(batch["video"], batch["video_mask"]).float().cpu())
+        return (caption_query(text, batch["attention_mask"]).float().cpu(),
+                teacher.encode_video(batch["video"], batch["video_mask"]).float().cpu())
+
+    queries, gallery = zip(*infer(encode, Subset(samples, items), collate, EVAL_BATCH, device))
     return torch.cat(queries).numpy(), torch.cat(gallery).numpy()
 
 

@@ -29,10 +29,11 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, caption_query, retrieval_metrics
+from vlkd.inference import infer
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic
 from vlkd.models.student import KD_HEAD_DIR, KDHead, has_kd_head, load_kd_head
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
-from vlkd.rundir import FINAL
+from vlkd.rundir import RunDir
 
 HELD_OUT, FIT = "valid", "train"
 
@@ -76,7 +77,7 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> RidgeProbe:
 def _model_dir(model: Path) -> Path:
     if not model.exists():
         raise VlkdError("model directory not found", model)
-    for candidate in (model / FINAL, model):
+    for candidate in (RunDir(model).final, model):
         if (candidate / "config.json").is_file():
             return candidate
     raise VlkdError("not a model directory (no config.json here or in final/)", model)
@@ -107,7 +108,7 @@ def _load_bert(path: Path) -> BertModel:
 def _teacher_dir(teacher_run: Path) -> Path:
     if not teacher_run.exists():
         raise VlkdError("teacher run not found", teacher_run)
-    for candidate in (teacher_run / FINAL, teacher_run):
+    for candidate in (RunDir(teacher_run).final, teacher_run):
         if (candidate / "text").is_dir() and (candidate / "video").is_dir():
             return candidate
     raise VlkdError("not a teacher run (no final/text and final/video)", teacher_run)
@@ -120,22 +121,23 @@ def _fingerprint(path: Path, what: str) -> str:
     return vocab_fingerprint(load_tokenizer(str(path)))
 
 
-@torch.no_grad()
 def encode_captions(samples: TeacherSamples, collate: TeacherCollator, model: BertModel, head: KDHead | None,
                     teacher: VideoTextTeacher) -> dict[str, np.ndarray]:
     """Per sample: the model's mean-pooled hidden state ("pooled"), the KD head's caption query ("head",
     with a head) and the teacher's embedding of the sample's clip ("video"), rows aligned with samples."""
-    out: dict[str, list[torch.Tensor]] = {"pooled": [], "video": [], **({"head": []} if head is not None else {})}
-    for k in range(0, len(samples), EVAL_BATCH):
-        batch = collate([samples[i] for i in range(k, min(k + EVAL_BATCH, len(samples)))], None)
+    def encode(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mask = batch["attention_mask"]
         hidden = model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)
-        out["pooled"].append(((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).float())
+        out = {"pooled": ((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).float()}
         if head is not None:
-            out["head"].append(caption_query(head(hidden), mask).float())
-        out["video"].append(teacher.encode_video(batch["video"], batch["video_mask"]).float())
-    return {key: torch.cat(parts).numpy() for key, parts in out.items()}
+            out["head"] = caption_query(head(hidden), mask).float()
+        out["video"] = teacher.encode_video(batch["video"], batch["video_mask"]).float()
+        return out
+
+    batches = infer(encode, samples, collate, EVAL_BATCH)  # on the CPU, where the models were loaded
+    keys = ["pooled", "video", *(["head"] if head is not None else [])]
+    return {key: torch.cat([b[key] for b in batches]).numpy() for key in keys}
 
 
 def _scores(queries: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
@@ -195,6 +197,6 @@ def evaluate_text_grounding(model: str | Path, teacher_run: str | Path, data_dir
                   "train_samples": len(fit)},
         "model": str(model_path), "teacher": str(teacher_path), "data": str(data_dir),
     }
-    target = (Path(out) if out else model / "grounding").with_suffix(".json")
+    target = (Path(out) if out else RunDir(model).grounding).with_suffix(".json")
     write_json_atomic(target, result)
     return result

@@ -16,22 +16,22 @@ import torch
 from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.data.videoqa.batches import VideoQACollator, load_questions
 from vlkd.errors import VlkdError
+from vlkd.inference import infer
 from vlkd.io import atomic_path, read_json, write_json_atomic
 from vlkd.models.dualvgr import DualVGR, load_dualvgr
-from vlkd.rundir import load_run_config
+from vlkd.rundir import SELECTION, RunDir, load_run_config
 
 UNKNOWN_LABELS = (0, 1)
 
 
-@torch.no_grad()
 def predict(model: DualVGR, items: list[dict[str, Any]], collate: VideoQACollator, device: torch.device,
             batch_size: int = 256) -> np.ndarray:
     """Predicted answer index for every item, in order (model in eval mode)."""
-    preds = []
-    for k in range(0, len(items), batch_size):
-        batch = {key: v.to(device) for key, v in collate(items[k:k + batch_size]).items()}
+    def answers(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = model(batch["appearance"], batch["motion"], batch["question"], batch["question_len"])
-        preds.append(out.logits.argmax(-1).cpu())
+        return out.logits.argmax(-1).cpu()
+
+    preds = infer(answers, items, collate, batch_size, device)
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
 
 
@@ -63,10 +63,10 @@ def evaluate_videoqa(run: str | Path, split: str = "test", data: str | None = No
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     preds = predict(model.to(device), items, VideoQACollator(store, config["data"].get("drop_motion", False)), device)
     answers = {i: a for a, i in read_json(data_dir / "vocab.json")["answer_token_to_idx"].items()}
-    selection = read_json(path / "selection.json") if (path / "selection.json").is_file() else None
+    selection = read_json(path / SELECTION) if (path / SELECTION).is_file() else None
     result: dict[str, Any] = {"split": split, "questions": len(items), "model": str(path), "selected_on": selection,
                               **accuracy(preds, items, "")}
-    out = Path(out) if out else run / f"eval-{split}"
+    out = Path(out) if out else RunDir(run).evaluation(split)
     with atomic_path(out.with_suffix(".predictions.jsonl")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             for it, p in zip(items, preds.tolist()):

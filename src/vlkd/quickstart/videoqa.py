@@ -21,6 +21,7 @@ from vlkd.quickstart.profile import Profile
 from vlkd.quickstart.vidlankd import cell, spread
 from vlkd.recipes import load_config, run_training
 from vlkd.report import BarPanel, plot_bars, summarize_run
+from vlkd.rundir import RunDir
 from vlkd.video.extract import extract_features
 
 CLIPS, FRAME_SIZE = 4, 64  # small, so features and a dozen trainings fit in a few CPU minutes
@@ -53,7 +54,7 @@ def _train_and_score(name: str, seed: int, out: Path, base: list[str], teacher: 
     run_training(config)
     summarize_run(run)
     scores = evaluate_videoqa(run, "test")
-    scores.update(_needs_accuracy(run / "eval-test.predictions.jsonl", kinds))
+    scores.update(_needs_accuracy(RunDir(run).evaluation("test").with_suffix(".predictions.jsonl"), kinds))
     return run, scores
 
 

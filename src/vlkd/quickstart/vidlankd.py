@@ -22,7 +22,7 @@ from vlkd.quickstart.profile import STUDENTS, Profile
 from vlkd.recipes import load_config, run_training
 from vlkd.recipes.finetune import finetune_command
 from vlkd.report import BarPanel, plot_bars, plot_curves, plot_runs, summarize_run
-from vlkd.rundir import read_metrics
+from vlkd.rundir import RunDir, read_metrics
 from vlkd.video.extract import extract_features
 
 WORLD_SEED = 0
@@ -40,7 +40,7 @@ def cell(s: dict[str, Any], digits: int = 1) -> str:
 
 
 def _first_eval(run_dir: Path) -> dict[str, float]:
-    for record in read_metrics(run_dir / "metrics.jsonl"):
+    for record in read_metrics(RunDir(run_dir).metrics):
         if record.get("step") == 0 and "valid_r5" in record:
             return {k: record[f"valid_{k}"] for k in _RETRIEVAL}
     return {}
@@ -72,9 +72,9 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
                                                  *profile.overrides()["teacher"], *overrides])
     run_dir = run_training(config)
     scores = evaluate_retrieval(run_dir, data, "valid", world / "videos", num_queries=4, top=5,
-                                out=run_dir / "retrieval")
+                                out=RunDir(run_dir).retrieval)
     summarize_run(run_dir)
-    plot_curves(read_metrics(run_dir / "metrics.jsonl"), out / "figures" / "teacher-curves.png",
+    plot_curves(read_metrics(RunDir(run_dir).metrics), out / "figures" / "teacher-curves.png",
                 "video-language teacher: losses, held-out perplexity and caption -> video retrieval")
     gallery = int(scores["gallery_size"])
     return {
@@ -85,7 +85,7 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
         "text_tower": f"{config.model.num_layers}L/{config.model.hidden_size}H",
         "video_tower": f"{config.video.num_layers}L/{config.video.hidden_size}H",
         "objective": " + ".join(t.loss for t in config.matching) + " + mlm",
-        "steps": read_json(run_dir / "results.json")["step"], "batch_size": config.batch_size,
+        "steps": read_json(RunDir(run_dir).results)["step"], "batch_size": config.batch_size,
         "retrieval": {**{k: scores[k] for k in _RETRIEVAL}, "gallery": gallery, **chance_levels(gallery)},
         "retrieval_at_start": _first_eval(run_dir),
     }
@@ -126,11 +126,11 @@ def comparison_stage(out: Path, runs: dict[str, Path], teacher: Path, profile: P
     students: dict[str, Any] = {}
     seeds = ",".join(map(str, profile.finetune_seeds))
     for name, run_dir in runs.items():
-        results = read_json(run_dir / "results.json")
-        grounding = evaluate_text_grounding(run_dir, teacher, data, out=run_dir / "grounding")
+        results = read_json(RunDir(run_dir).results)
+        grounding = evaluate_text_grounding(run_dir, teacher, data, out=RunDir(run_dir).grounding)
         finetuned = {}
         for task in profile.finetune_tasks:
-            result = finetune_command(task, str(tasks / task), str(run_dir / "final"),
+            result = finetune_command(task, str(tasks / task), str(RunDir(run_dir).final),
                                       str(out / f"finetune-{task}-{name}"),
                                       ["resume=true", *FINETUNE, f"seeds={seeds}", *overrides])
             finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
@@ -171,7 +171,7 @@ def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) 
                                 for s in students.values()}, ylim=(0, 100),
                         lines={f"majority class ({t})": metrics["finetune_majority"][t] for t in tasks})
     plot_bars([routes, finetune], figures / "vidlankd-bars.png", "VidLanKD: students at equal compute")
-    plot_runs({students[n]["label"]: read_metrics(r / "metrics.jsonl") for n, r in runs.items()}, "valid_perplexity",
+    plot_runs({students[n]["label"]: read_metrics(RunDir(r).metrics) for n, r in runs.items()}, "valid_perplexity",
               figures / "vidlankd-perplexity.png", "students' held-out MLM perplexity", "perplexity", log=True)
     return {"bars": "figures/vidlankd-bars.png", "perplexity": "figures/vidlankd-perplexity.png"}
 

@@ -49,7 +49,7 @@ from vlkd.eval.predict import predict
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic, write_text_atomic
 from vlkd.models.heads import TaskModel, load_classifier, load_pretrained, quiet_transformers
 from vlkd.recipes import config_from_dict
-from vlkd.rundir import FINAL, RESULTS, model_dir, model_note
+from vlkd.rundir import RunDir, model_dir, model_note
 
 
 @dataclass
@@ -303,7 +303,7 @@ def write_tests_and_diagnostics(model: TaskModel, out: Path, config: Config, dat
         result = score_diagnostic(model.model, data.tokenizer, diagnostic,
                                   config.data.max_length or data.spec.max_length, config.data.eval_batch_size)
         if state.is_main_process:
-            write_json_atomic(out / "diagnostic.json", result)
+            write_json_atomic(RunDir(out).diagnostic, result)
     for test in data.test:
         logits = predict(model.logits, test.items, collate, config.data.eval_batch_size)
         if state.is_main_process:
@@ -335,11 +335,11 @@ def job(config: Config, data: TaskData) -> Job:
 
     def finish(run_dir: Path) -> None:
         state = PartialState()
-        final = TaskModel(load_pretrained(run_dir / FINAL, spec), spec.kind).to(state.device).eval()
+        final = TaskModel(load_pretrained(RunDir(run_dir).final, spec), spec.kind).to(state.device).eval()
         write_tests_and_diagnostics(final, run_dir, config, data)
         if state.is_main_process:
-            results = read_json(run_dir / RESULTS)
-            write_json_atomic(run_dir / "eval_results.json",
+            results = read_json(RunDir(run_dir).results)
+            write_json_atomic(RunDir(run_dir).eval_results,
                               {k[len("valid_"):]: v for k, v in results.items() if k.startswith("valid_")})
             freed = 0 if config.keep_optimizer else drop_optimizer_state(run_dir)
             if freed:
@@ -358,7 +358,7 @@ def build(config: Config) -> Job:
 
 def finetune_once(config: Config, data: TaskData) -> dict[str, float]:
     out = train(config, lambda c: job(c, data))
-    return read_json(out / "eval_results.json")
+    return read_json(RunDir(out).eval_results)
 
 
 def run_finetune(config: Config) -> dict[str, Any]:
@@ -379,7 +379,7 @@ def run_finetune(config: Config) -> dict[str, Any]:
     summary["seeds"] = list(config.seeds)
     summary["per_seed"] = per_seed
     if PartialState().is_main_process:
-        write_json_atomic(out / "eval_results.json", summary)
+        write_json_atomic(RunDir(out).eval_results, summary)
     return summary
 
 
@@ -404,7 +404,7 @@ def predict_only(config: Config) -> dict[str, Any]:
     for test in tests:
         print(f"vlkd: {len(test.examples)} {spec.name} predictions -> {out / test.output}", file=sys.stderr)
     if task_data.diagnostics:
-        print(f"vlkd: R3 by category of {full} -> {out / 'diagnostic.json'}", file=sys.stderr)
+        print(f"vlkd: R3 by category of {full} -> {RunDir(out).diagnostic}", file=sys.stderr)
     return {}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from torch import nn
+from torch.utils.data import Subset
 
 from vlkd.config import TrainConfig, bounded
 from vlkd.data.teacher.collate import TeacherCollator
@@ -24,6 +25,7 @@ from vlkd.engine import Job
 from vlkd.engine.batches import seeded_generator
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, encode_split, retrieval_metrics
+from vlkd.inference import infer
 from vlkd.losses import LossTerm, LossTerms, check_terms, mlm
 from vlkd.models.bert import ModelConfig, build_masked_lm
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
@@ -81,6 +83,15 @@ def check(config: Config) -> None:
                         f"{config.batch_size} / grad_accum {config.grad_accum} is odd")
 
 
+def loss_items_count(n: int, even: bool) -> int:
+    """How many of n held-out samples the evaluation losses average over, in batches of EVAL_BATCH: a
+    last batch of one sample is dropped (the matching loss needs a negative), and with halfswap negatives
+    an odd last batch loses its last sample."""
+    last = (n - 1) % EVAL_BATCH + 1 if n else 0
+    kept = last // 2 * 2 if even else (last if last >= 2 else 0)
+    return n - last + kept
+
+
 def eval_metrics(config: Config) -> list[str]:
     """What `evaluate` logs: held-out MLM and matching losses, perplexity, and caption -> video retrieval."""
     return ["valid_mlm", "valid_match", "valid_perplexity",
@@ -110,26 +121,25 @@ def build(config: Config) -> Job:
     task = TeacherTask(VideoTextTeacher(text, config.video), config)
     collate = TeacherCollator(meta["special_ids"], meta["vocab_size"], config.data.mlm_probability)
     eval_items = list(range(min(len(valid), config.data.eval_samples)))
+    loss_items = eval_items[:loss_items_count(len(eval_items), needs_even_batch(config))]
 
-    @torch.no_grad()
     def evaluate(module: nn.Module, accelerator: Accelerator) -> dict[str, float]:
         # Every process scores the same full held-out set on the unwrapped model: no collectives needed.
         model: TeacherTask = accelerator.unwrap_model(module)
-        even = needs_even_batch(config)
+        if not loss_items:
+            return {}
+
+        def losses(batch: dict[str, torch.Tensor]) -> tuple[float, float, int]:
+            out = model(batch)
+            return out["mlm"].item(), out["match"].item(), len(batch["input_ids"])
+
         mlm_sum = match_sum = 0.0
         n = 0
-        for k in range(0, len(eval_items), EVAL_BATCH):
-            chunk = [valid[i] for i in eval_items[k:k + EVAL_BATCH]]
-            chunk = chunk[:len(chunk) // 2 * 2] if even else chunk
-            if len(chunk) < 2:
-                continue
-            batch = {key: v.to(accelerator.device) for key, v in collate(chunk, seeded_generator(config.seed, k)).items()}
-            losses = model(batch)
-            mlm_sum += losses["mlm"].item() * len(chunk)
-            match_sum += losses["match"].item() * len(chunk)
-            n += len(chunk)
-        if n == 0:
-            return {}
+        for mlm_loss, match_loss, size in infer(losses, Subset(valid, loss_items), collate, EVAL_BATCH,
+                                                accelerator.device, lambda k: seeded_generator(config.seed, k)):
+            mlm_sum += mlm_loss * size
+            match_sum += match_loss * size
+            n += size
         result = {"valid_mlm": mlm_sum / n, "valid_match": match_sum / n}
         result["valid_perplexity"] = math.exp(min(result["valid_mlm"], 50.0))
         queries, gallery = encode_split(model.teacher, valid, collate, eval_items, accelerator.device)

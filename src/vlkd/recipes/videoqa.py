@@ -175,7 +175,6 @@ def build(config: Config) -> Job:
     teacher = _load_teacher(config, model_config, data_dir) if config.role == "student" and config.teacher else None
     collate = VideoQACollator(features, config.data.drop_motion)
 
-    @torch.no_grad()
     def evaluate(module: nn.Module, accelerator: Accelerator) -> dict[str, float]:
         task: VideoQATask = accelerator.unwrap_model(module)
         preds = predict(task.model, valid, collate, accelerator.device, config.data.eval_batch_size)

@@ -36,6 +36,7 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import Preempted, VlkdError
+from vlkd.inference import infer
 from vlkd.io import atomic_path, disk_full_error, read_json, remove_path, write_json_atomic
 from vlkd.lock import LOCK_FILE, DirLock
 from vlkd.preempt import StopSignals
@@ -44,7 +45,7 @@ from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
 from vlkd.outputs import existing_output, is_vacant
-from vlkd.rundir import FINAL, load_run_config
+from vlkd.rundir import RunDir, load_run_config
 from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard
 
 FORMAT_VERSION = 1
@@ -91,7 +92,7 @@ def load_frozen_teacher(run: str | Path, store: TokenStore) -> tuple[VideoTextTe
     run = Path(run)
     if not run.is_dir():
         raise VlkdError("teacher run directory not found", run)
-    final = run / FINAL
+    final = RunDir(run).final
     if not final.is_dir():
         raise VlkdError("teacher run has no final/ directory (unfinished run?)", run)
     tok_dir = final / "text"
@@ -122,20 +123,17 @@ def _teacher_samples(run: str | Path) -> TeacherSamples:
     path = (config.get("data") or {}).get("path")
     if not path or not Path(path).is_dir():
         raise VlkdError("the teacher's training data directory (config.yaml data.path) is gone; vokens need the "
-                        "teacher's training videos", path or Path(run) / "config.yaml")
+                        "teacher's training videos", path or RunDir(run).config)
     return TeacherSamples(path, "train")
 
 
-@torch.no_grad()
 def voken_bank(teacher: VideoTextTeacher, run: str | Path, device: str | torch.device) -> torch.Tensor:
     """(V, H_t): the teacher's L2-normalised video embeddings of its training samples, one row per sample
     (`TeacherSamples(config data.path, "train")` order). The teacher must already be on `device`."""
     samples = _teacher_samples(run)
     collate = TeacherCollator(samples.meta["special_ids"], samples.meta["vocab_size"], 0.0)
-    rows = []
-    for k in range(0, len(samples), BANK_BATCH):
-        batch = collate([samples[i] for i in range(k, min(k + BANK_BATCH, len(samples)))], None)
-        rows.append(teacher.encode_video(batch["video"].to(device), batch["video_mask"].to(device)).float())
+    rows = infer(lambda batch: teacher.encode_video(batch["video"], batch["video_mask"]).float(), samples, collate,
+                 BANK_BATCH, device)
     return F.normalize(torch.cat(rows), dim=-1)
 
 
