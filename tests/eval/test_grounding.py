@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from transformers import BertConfig, BertForMaskedLM
 
 from vlkd.cli import main
 from vlkd.data.teacher.howto100m import TeacherSamples, prepare_howto100m
+from vlkd.eval import grounding as grounding_module
 from vlkd.eval.text_grounding import chance_levels, evaluate_text_grounding, fit_ridge
 from vlkd.models.student import KDHead, KDHeadConfig, load_kd_head, save_kd_head
 from vlkd.models.teacher import (
@@ -67,7 +69,15 @@ def teacher_run(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def save_student(world: Path, path: Path, seed: int, head: bool) -> Path:
+ALIGNED = [{"loss": "nst", "student": "tokens", "teacher": "tokens", "weight": 1.0},
+           {"loss": "hidden_cos", "student": "tokens", "teacher": "tokens", "weight": 0.5}]
+
+
+def save_student(world: Path, path: Path, seed: int, head: bool, terms: list | None = ALIGNED) -> Path:
+    """A run directory: final/ (BERT, tokenizer, KD head) and, with `terms`, a distill config.yaml."""
+    if terms is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.yaml").write_text(yaml.safe_dump({"task": "distill", "kd": {"terms": terms}}))
     vocab = json.loads((world / "meta.json").read_text())["vocab_size"]
     tiny_bert(seed, vocab).save_pretrained(path / "final")
     for file in (world / "tokenizer").iterdir():
@@ -230,3 +240,39 @@ def test_a_model_that_is_not_a_bert_is_an_error(world: Path, teacher_run: Path, 
     line = error_line(["evaluate", "grounding", "--model", str(gpt), "--teacher", str(teacher_run),
                        "--data", str(world)], capsys)
     assert "not a BERT" in line and str(gpt / "config.json") in line
+
+
+@pytest.mark.parametrize("terms, reason", [
+    ([{"loss": "nst", "student": "tokens", "teacher": "tokens", "weight": 1.0},
+      {"loss": "pkt", "student": "tokens", "teacher": "tokens", "weight": 1.0}], "no kd.terms entry pulls the KD head"),
+    ([{"loss": "crd", "student": "hidden", "teacher": "hidden", "weight": 1.0}], "crd (hidden -> hidden"),
+    ([{"loss": "hidden_cos", "student": "tokens", "teacher": "tokens", "weight": 0.0}], "weight 0.0"),
+    ([{"loss": "hidden_mse", "student": "layer1", "teacher": "layer1", "weight": 1.0}], "hidden_mse (layer1"),
+    (None, "no run config (config.yaml)"),
+])
+def test_head_route_is_absent_with_its_reason_where_no_term_aligns_the_head(
+        world: Path, teacher_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], terms, reason) -> None:
+    run = save_student(world, tmp_path / "student", seed=2, head=True, terms=terms)
+    assert main(["evaluate", "grounding", "--model", str(run), "--teacher", str(teacher_run), "--data", str(world),
+                 "--out", str(tmp_path / "g")]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out.strip().splitlines()[-1])
+    assert printed["head"] is None and reason in printed["head_absent"]
+    assert f"vlkd: head route absent: {printed['head_absent']}" in captured.err
+    assert printed["probe"]["gallery_size"] == printed["gallery"]  # the probe route is there for every model
+
+
+def test_baseline_reason_and_aligned_student_gets_the_route_and_the_grid(
+        world: Path, teacher_run: Path, baseline: Path, student: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "no KD head" in evaluate_text_grounding(baseline, teacher_run, world, out=tmp_path / "b")["head_absent"]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    samples = TeacherSamples(world, "valid")
+    for vid in samples.videos:
+        (videos / f"{vid}.mp4").write_bytes(b"")
+    monkeypatch.setattr(grounding_module, "middle_frame", lambda path, size=112: np.zeros((8, 8, 3), np.uint8))
+    result = evaluate_text_grounding(student, teacher_run, world, out=tmp_path / "s", videos_dir=videos,
+                                     num_queries=2, top=3)
+    assert "head_absent" not in result and result["head"]["gallery_size"] == len(samples)
+    assert result["grid"] == str(tmp_path / "s.png") and (tmp_path / "s.png").stat().st_size > 0

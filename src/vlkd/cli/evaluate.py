@@ -20,7 +20,11 @@ def cmd_evaluate_retrieval(args: argparse.Namespace) -> int:
 def cmd_evaluate_grounding(args: argparse.Namespace) -> int:
     from vlkd.eval.text_grounding import evaluate_text_grounding
 
-    print(json.dumps(evaluate_text_grounding(args.model, args.teacher, args.data, args.out, args.ridge)))
+    result = evaluate_text_grounding(args.model, args.teacher, args.data, args.out, args.ridge, args.videos,
+                                     args.queries, args.top)
+    if "head_absent" in result:
+        print(f"vlkd: head route absent: {result['head_absent']}", file=sys.stderr)
+    print(json.dumps(result))
     return 0
 
 
@@ -63,7 +67,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                                         "grounded in video: caption -> clip retrieval (R@1/5/10, median rank, "
                                         "with chance levels) on the held-out split of prepared HowTo100M data, "
                                         "against a frozen teacher's video embeddings of every held-out clip. "
-                                        "Head route (models with a KD head, final/kd_head/): the caption's KD-head "
+                                        "Head route (models whose kd.terms align the KD head with the teacher's "
+                                        "token vectors; otherwise absent, with the reason): the caption's KD-head "
                                         "token vectors scored by the teacher's own similarity, the mean over "
                                         "tokens of the cosine. Probe route (any BERT): a ridge regression from "
                                         "mean-pooled final hidden states to the teacher's video embeddings, "
@@ -75,6 +80,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output path without suffix (default MODEL/grounding)")
     p.add_argument("--ridge", type=number(ge=0), default=1.0, help="L2 penalty of the probe's ridge regression on "
                                                             "standardised features (default 1.0)")
+    p.add_argument("--videos", help="folder of the video files (ID.mp4): the head route's grounding grid (OUT.png)")
+    p.add_argument("--queries", type=integer(ge=1), default=4, help="captions in the grid (default 4)")
+    p.add_argument("--top", type=integer(ge=1), default=5, help="videos per caption in the grid (default 5)")
     p.set_defaults(func=cmd_evaluate_grounding, out_kind="prefix")
     p = evaluate.add_parser("videoqa", help="a VideoQA run's accuracy, overall and per question type",
                             description="Score a `task: videoqa` run on a split (default test) with its best/ model "

@@ -81,17 +81,23 @@ def evaluate_retrieval(run_dir: str | Path, data_dir: str | Path, split: str = "
     result: dict[str, Any] = {"split": split, **retrieval_metrics(queries, gallery)}
     out = Path(out) if out else RunDir(run_dir).retrieval
     if videos_dir is not None:
-        tok = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
-        scores = queries @ gallery.T
-        picked = items[:min(num_queries, len(items))]
-        captions, frames, truth = [], [], []
-        for q in picked:
-            ranked = np.argsort(-scores[q], kind="stable")[:top]
-            captions.append(tok.decode(samples[q]["tokens"]))
-            ids = [samples.videos[samples[int(g)]["video"]] for g in ranked]
-            frames.append([middle_frame(find_video(Path(videos_dir), vid)) for vid in ids])
-            truth.append([int(g) == q for g in ranked])
-        grid(captions, frames, truth, out.with_suffix(".png"))
+        draw_grounding_grid(samples, data_dir, Path(videos_dir), queries @ gallery.T, num_queries, top,
+                            out.with_suffix(".png"))
         result["grid"] = str(out.with_suffix(".png"))
     write_json_atomic(out.with_suffix(".json"), result)
     return result
+
+
+def draw_grounding_grid(samples: TeacherSamples, data_dir: Path, videos_dir: Path, scores: np.ndarray,
+                        num_queries: int, top: int, path: Path) -> None:
+    """The paper's grounding picture from caption x gallery `scores` (gallery row i is caption i's clip):
+    the first `num_queries` captions, each with the middle frames of its `top` best-scored videos."""
+    tok = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
+    captions, frames, truth = [], [], []
+    for q in range(min(num_queries, len(samples))):
+        ranked = np.argsort(-scores[q], kind="stable")[:top]
+        captions.append(tok.decode(samples[q]["tokens"]))
+        ids = [samples.videos[samples[int(g)]["video"]] for g in ranked]
+        frames.append([middle_frame(find_video(videos_dir, vid)) for vid in ids])
+        truth.append([int(g) == q for g in ranked])
+    grid(captions, frames, truth, path)

@@ -7,6 +7,12 @@ held-out sample's clip (query i's match is gallery row i), with chance levels st
 - *head route* (models with a KD head, `final/kd_head/`): each caption `[CLS] caption [SEP]` through the
   model's BERT encoder and its KD head gives per-token unit vectors; the query is their mean over valid
   tokens (`caption_query`), so query . video is the teacher's own similarity, the token-mean cosine.
+  Only meaningful when training pulled the head's vectors toward the teacher's token vectors: the run's
+  `kd.terms` must hold an aligning loss (`LossEntry.aligns`: hidden_mse, hidden_cos, ntxent, mmd_rbf) from
+  the head's `tokens` to the teacher's `tokens` with weight > 0. NST and PKT match similarities within each
+  space and leave the head's coordinates free; CRD compares `hidden` through its own embeddings and never
+  trains the head. Otherwise the route is absent, with the reason (`head_absent`). With `videos_dir` a
+  student with the route also gets the teacher's grounding grid (eval/grounding.py), by its head queries.
 - *probe route* (any BERT): the mean over valid tokens of the final hidden states, mapped to the teacher's
   video embedding space by a ridge regression fitted on the train split's captions and their clips'
   embeddings (features standardised with train statistics, unpenalised bias); predictions are
@@ -29,11 +35,13 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, caption_query, retrieval_metrics
+from vlkd.eval.grounding import draw_grounding_grid
 from vlkd.inference import infer
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic
+from vlkd.losses import LOSSES
 from vlkd.models.student import KD_HEAD_DIR, KDHead, has_kd_head, load_kd_head
 from vlkd.models.teacher import VideoTextTeacher, load_teacher
-from vlkd.rundir import RunDir
+from vlkd.rundir import RunDir, load_run_config
 
 HELD_OUT, FIT = "valid", "train"
 
@@ -105,6 +113,30 @@ def _load_bert(path: Path) -> BertModel:
         quiet.setLevel(level)
 
 
+def head_route_absent(model: Path, model_path: Path, has_head: bool) -> str | None:
+    """Why the head route says nothing about this model (None: it does). Decided from the run's config:
+    some `kd.terms` entry must pull the KD head's `tokens` toward the teacher's `tokens` (an aligning loss)."""
+    if not has_head:
+        return "the model has no KD head (final/kd_head/)"
+    runs = [d for d in (model, model_path.parent if RunDir(model_path.parent).final == model_path else None)
+            if d is not None]
+    run = next((d for d in runs if RunDir(d).config.is_file()), None)
+    if run is None:
+        return f"no run config ({RunDir(model).config.name}) beside the model: what trained its KD head is unknown"
+    terms = (load_run_config(run).get("kd") or {}).get("terms") or []
+    for term in terms:
+        entry = LOSSES.get(str(term.get("loss")))
+        if (entry is not None and entry.aligns and float(term.get("weight", 1.0)) > 0
+                and term.get("student") == "tokens" and term.get("teacher") == "tokens"):
+            return None
+    used = ", ".join(f"{t.get('loss')} ({t.get('student')} -> {t.get('teacher')}, weight {t.get('weight', 1.0)})"
+                     for t in terms) or "none"
+    aligning = ", ".join(sorted(name for name, entry in LOSSES.items() if entry.aligns))
+    return (f"no kd.terms entry pulls the KD head toward the teacher's token vectors (terms: {used}; "
+            f"nst and pkt match similarities within each space, crd trains its own embeddings of hidden); "
+            f"the route needs one of {aligning} on tokens -> tokens with weight > 0")
+
+
 def _teacher_dir(teacher_run: Path) -> Path:
     if not teacher_run.exists():
         raise VlkdError("teacher run not found", teacher_run)
@@ -145,10 +177,13 @@ def _scores(queries: np.ndarray, gallery: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_text_grounding(model: str | Path, teacher_run: str | Path, data_dir: str | Path,
-                            out: str | Path | None = None, ridge: float = 1.0) -> dict[str, Any]:
-    """Grounding of a text model against a teacher's video embeddings: the head route (with a KD head)
-    and the ridge probe route, caption -> clip retrieval on the held-out split. Writes OUT.json (default
-    MODEL/grounding.json) and returns {"gallery": N, "head": {...} or None, "probe": {...}}."""
+                            out: str | Path | None = None, ridge: float = 1.0, videos_dir: str | Path | None = None,
+                            num_queries: int = 4, top: int = 5) -> dict[str, Any]:
+    """Grounding of a text model against a teacher's video embeddings: the head route (where training
+    aligned the KD head with the teacher, `head_route_absent`) and the ridge probe route, caption -> clip
+    retrieval on the held-out split. Writes OUT.json (default MODEL/grounding.json), with `videos_dir` and
+    the head route also OUT.png (the grounding grid), and returns {"gallery": N, "head": {...} or None,
+    "head_absent": reason (when None), "probe": {...}}."""
     model, teacher_run, data_dir = Path(model), Path(teacher_run), Path(data_dir)
     if ridge < 0:
         raise VlkdError(f"--ridge must be >= 0, got {ridge}")
@@ -169,6 +204,7 @@ def evaluate_text_grounding(model: str | Path, teacher_run: str | Path, data_dir
     if _fingerprint(teacher_path / "text", "the teacher's text/") != data_vocab:
         raise VlkdError("the teacher's tokenizer vocabulary differs from the data's (data/tokenizer)",
                         teacher_path / "text")
+    absent = head_route_absent(model, model_path, has_kd_head(model_path))
     head = load_kd_head(model_path) if has_kd_head(model_path) else None
     if head is not None:  # every check reads config files, before any model is loaded
         if head.cfg.teacher_width != teacher_width:
@@ -184,6 +220,7 @@ def evaluate_text_grounding(model: str | Path, teacher_run: str | Path, data_dir
     teacher = load_teacher(teacher_path)
     meta = held_out.meta
     collate = TeacherCollator(meta["special_ids"], meta["vocab_size"], 0.0)
+    head = head if absent is None else None
     test = encode_captions(held_out, collate, bert, head, teacher)
     train = encode_captions(fit, collate, bert, None, teacher)
     gallery = test["video"]
@@ -193,10 +230,15 @@ def evaluate_text_grounding(model: str | Path, teacher_run: str | Path, data_dir
     result: dict[str, Any] = {
         "gallery": len(gallery),
         "head": _scores(test["head"], gallery) if head is not None else None,
+        **({"head_absent": absent} if absent is not None else {}),
         "probe": {**_scores(predicted.astype(np.float32), gallery), "ridge": float(ridge),
                   "train_samples": len(fit)},
         "model": str(model_path), "teacher": str(teacher_path), "data": str(data_dir),
     }
     target = (Path(out) if out else RunDir(model).grounding).with_suffix(".json")
+    if head is not None and videos_dir is not None:
+        result["grid"] = str(target.with_suffix(".png"))
+        draw_grounding_grid(held_out, data_dir, Path(videos_dir), test["head"] @ gallery.T, num_queries, top,
+                            target.with_suffix(".png"))
     write_json_atomic(target, result)
     return result

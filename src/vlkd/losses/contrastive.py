@@ -8,7 +8,7 @@ import torch
 from vlkd.losses.registry import register_loss
 
 
-@register_loss("ntxent", kind="tokens")
+@register_loss("ntxent", kind="tokens", aligns=True)
 def ntxent(
     student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None, temperature: float = 0.5
 ) -> torch.Tensor:

@@ -28,7 +28,7 @@ def _token_mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     return torch.where(m, per_token, 0.0).sum() / m.sum().clamp_min(1)
 
 
-@register_loss("hidden_mse", kind="tokens")
+@register_loss("hidden_mse", kind="tokens", aligns=True)
 def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error per element, averaged over the batch's valid tokens (mask 1) and the channels.
 
@@ -38,7 +38,7 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor 
     return _token_mean((student - teacher).pow(2).mean(-1), mask)
 
 
-@register_loss("hidden_cos", kind="tokens")
+@register_loss("hidden_cos", kind="tokens", aligns=True)
 def hidden_cos(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch's valid tokens of 1 - cos(s_bl, t_bl): matches directions, ignores norms.
 

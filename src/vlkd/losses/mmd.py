@@ -8,7 +8,7 @@ import torch
 from vlkd.losses.registry import register_loss
 
 
-@register_loss("mmd_rbf", kind="tokens")
+@register_loss("mmd_rbf", kind="tokens", aligns=True)
 def mmd_rbf(
     student: torch.Tensor,
     teacher: torch.Tensor,

@@ -34,6 +34,9 @@ class LossEntry:
     fn: Callable  # a function, or an nn.Module class (a loss with state: built once per run)
     kind: str
     summary: str
+    # compares student and teacher vectors in one space, so it pulls the student's toward the teacher's
+    # coordinates (not only similarities within each space, as nst and pkt do): `vlkd evaluate grounding`
+    aligns: bool = False
 
     @property
     def is_module(self) -> bool:
@@ -43,8 +46,9 @@ class LossEntry:
 LOSSES: dict[str, LossEntry] = {}
 
 
-def register_loss(name: str, kind: str) -> Callable[[Callable], Callable]:
-    """Decorator: register a loss function (wrapped by `full_precision`) or nn.Module class under `name`."""
+def register_loss(name: str, kind: str, aligns: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: register a loss function (wrapped by `full_precision`) or nn.Module class under `name`;
+    `aligns`: it pulls the student's vectors toward the teacher's (`LossEntry.aligns`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown loss kind {kind!r} (kinds: {', '.join(KINDS)})")
 
@@ -53,7 +57,7 @@ def register_loss(name: str, kind: str) -> Callable[[Callable], Callable]:
             raise ValueError(f"loss {name!r} registered twice")
         registered = fn if isinstance(fn, type) else full_precision(fn)
         summary = (fn.__doc__ or "").strip().split("\n")[0]
-        LOSSES[name] = LossEntry(name, registered, kind, summary)
+        LOSSES[name] = LossEntry(name, registered, kind, summary, aligns)
         return registered
 
     return wrap

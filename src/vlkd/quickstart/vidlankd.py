@@ -137,6 +137,7 @@ def comparison_stage(out: Path, runs: dict[str, Path], teacher: Path, profile: P
         students[name] = {
             "label": STUDENTS[name][0], "steps": results["step"], "valid_perplexity": results["valid_perplexity"],
             "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
+            "grounding_head_absent": grounding.get("head_absent"),
             "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
             "finetune": finetuned,
         }
@@ -158,7 +159,7 @@ def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) 
     n = metrics["gallery"]
 
     def r5(r: dict[str, float] | None) -> tuple[float, float]:
-        """R@5 and its binomial standard error over the n held-out queries (no KD head: no bar)."""
+        """R@5 and its binomial standard error over the n held-out queries (head route absent: no bar)."""
         return (float("nan"), 0.0) if r is None else (r["r5"], math.sqrt(r["r5"] * (1 - r["r5"]) / n))
 
     routes = BarPanel(f"grounding of {n} held-out captions (± binomial s.e.)", "R@5 (0-1)",
@@ -176,8 +177,8 @@ def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) 
     return {"bars": "figures/vidlankd-bars.png", "perplexity": "figures/vidlankd-perplexity.png"}
 
 
-def _ranks(r: dict[str, float] | None, digits: int = 3) -> str:
-    return "n/a (no KD head)" if r is None else f"{r['r5']:.{digits}f} (R@1 {r['r1']:.{digits}f}, median rank {r['median_rank']:g})"
+def _ranks(r: dict[str, float] | None, digits: int = 3, absent: str | None = None) -> str:
+    return f"absent: {absent or 'no KD head'}" if r is None else f"{r['r5']:.{digits}f} (R@1 {r['r1']:.{digits}f}, median rank {r['median_rank']:g})"
 
 
 def teacher_section(m: dict[str, Any]) -> list[str]:
@@ -216,7 +217,7 @@ def students_section(m: dict[str, Any], store: dict[str, Any], figures: dict[str
     for name in [n for n in STUDENTS if n in students]:  # metrics.json sorts its keys: use the fixed order
         s = students[name]
         preset, extra = STUDENTS[name][1], " ".join(STUDENTS[name][2])
-        rows.append(f"| {s['label']} | {s['steps']} | {s['valid_perplexity']:.1f} | {_ranks(s['grounding_head'])} | "
+        rows.append(f"| {s['label']} | {s['steps']} | {s['valid_perplexity']:.1f} | {_ranks(s['grounding_head'], absent=s.get('grounding_head_absent'))} | "
                     f"{_ranks(s['grounding_probe'])} | " + " | ".join(cell(s["finetune"][t]) for t in tasks) +
                     f" | `vlkd train {preset} data.train=OUT/text-tokens{'' if name == 'mlm' else ' teacher=OUT/teacher'}"
                     f"{' ' + extra if extra else ''} output_dir=OUT/{name}`; `vlkd evaluate grounding --model "
