@@ -15,8 +15,8 @@ Each recipe trains `--steps` steps through the engine (`run_training`, as `vlkd 
 then fp32 with the same seed, data order and masks. Per recipe one JSON line (DESIGN §4):
 - "ours" / "reference": bf16 / fp32 throughput (tokens/s as the engine counts them, or samples/s for
   VideoQA), the median of the logged intervals after the first (warm-up); "ratio": per-interval bf16 / fp32;
-- "mfu": achieved FLOP/s over the dense bf16 GEMM peak measured in the same run (an 8192^3 bf16 `mm` on the
-  device, median of 5 timings), per process. FLOPs per sample are counted once by torch's FlopCounterMode
+- "mfu": achieved FLOP/s of the bf16 run over the dense bf16 GEMM peak measured in the same run (an 8192^3
+  bf16 `mm` on the device, median of 5 timings), per process. FLOPs per sample are counted once by torch's FlopCounterMode
   over one micro-batch's forward + backward on the CPU (matmul/conv/attention, the frozen teacher's forward
   included), so achieved = FLOPs per sample x samples/s;
 - "peak_memory_mib": torch.cuda.max_memory_allocated of the bf16 run (null on the CPU);
@@ -171,9 +171,9 @@ def flops_per_sample(preset: str, overrides: list[str]) -> float:
     return count_flops(lambda: job.module(batch)["loss"].backward()) / FLOP_SAMPLES
 
 
-def gemm_peak(device: torch.device, size: int) -> float:
-    """Dense bf16 GFLOP/s of a large `mm` on the device: the median of a few timings after a warm-up."""
-    paired_timing.PRECISION = "bf16"  # Gemm's dtype
+def gemm_peak(device: torch.device, size: int, precision: str) -> float:
+    """Dense GFLOP/s of a large `mm` at `precision` on the device: the median of a few timings after a warm-up."""
+    paired_timing.PRECISION = precision  # Gemm's dtype
     gemm = Gemm(size, size, size, reps=GEMM_REPS, device=device)
     times = []
     for _ in range(GEMM_TIMINGS):
@@ -196,6 +196,7 @@ def throughput(run: Path, batch_size: int, per_token: bool) -> list[float]:
 def run_recipe(name: str, out: Path, size: Size, inputs: dict[str, Path], peak: float, device: torch.device) -> None:
     preset, overrides = recipe_config(name, out, size, inputs)
     common = [f"max_steps={size.steps}", f"log_every={size.log_every}", f"save_every={size.steps}", "eval_every=0",
+              "eval_every_epochs=0",
               "eval_batches=2", "progress=false", "seed=42", *size.extra, *overrides]
     runs, seconds = {}, {}
     for precision, requested in (("bf16", size.low_precision), ("fp32", "fp32")):
@@ -255,10 +256,11 @@ def main() -> None:
     if args.prepare_only:
         return
     inputs = inputs_of(out, size)
-    peak = gemm_peak(device, GEMM_SIZE if device.type == "cuda" else 256)
+    low = resolve_precision(size.low_precision)[0]
+    peak = gemm_peak(device, GEMM_SIZE if device.type == "cuda" else 256, low)
+    log(f"dense {low} GEMM peak: {peak:.1f} GFLOP/s")
     # what every line compares, as machine() reports it ("bf16 vs fp32"; the smoke on a CPU without bf16: fp32)
-    paired_timing.PRECISION = f"{resolve_precision(size.low_precision)[0]} vs fp32"
-    log(f"dense bf16 GEMM peak: {peak:.1f} GFLOP/s")
+    paired_timing.PRECISION = f"{low} vs fp32"
     for name in args.recipes.split(","):
         if name == "distill_cached" and not (out / "targets" / "meta.json").is_file():
             if state.is_main_process:
