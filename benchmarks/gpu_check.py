@@ -52,13 +52,13 @@ from paired_timing import Gemm, count_flops, line, machine, make_store  # noqa: 
 from vlkd.data.bundled import bundled_path
 from vlkd.data.tasks.bundled import prepare_bundled
 from vlkd.data.teacher.howto100m import prepare_howto100m
+from vlkd.data.teacher.targets import prepare_teacher_targets
 from vlkd.data.text.store import build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.data.videoqa.prepare import prepare_videoqa
 from vlkd.data.world.generate import ensure_world
 from vlkd.engine.batches import seeded_generator
 from vlkd.engine.precision import resolve_precision
-from vlkd.eval.teacher_targets import prepare_teacher_targets
 from vlkd.io import read_json, write_text_atomic
 from vlkd.quickstart.vidlankd import world_captions
 from vlkd.recipes import load_config, recipe_module, run_training
