@@ -55,7 +55,7 @@ def _pipeline(out: Path, profile: Profile, pipeline: str, extra: list[str], worl
         with clock.stage("teacher"):
             metrics["teacher"] = teacher_stage(out, world, profile, extra)
         with clock.stage("text"):
-            store = text_stage(out, world_captions(world, out / "world-teacher-data", out))
+            store = text_stage(out, world_captions(world, out / "world-teacher-data", out), world / "corpus.txt")
         runs = {}
         for name in profile.students:
             with clock.stage(name):

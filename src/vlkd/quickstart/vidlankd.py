@@ -91,11 +91,12 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     }
 
 
-def text_stage(out: Path, captions: Path) -> TokenStore:
-    """The student corpus: the bundled Wikipedia lead sections + the world's training captions."""
+def text_stage(out: Path, captions: Path, corpus: Path) -> TokenStore:
+    """The student corpus (every student reads it, the text-only one too): the bundled Wikipedia lead
+    sections + the world's training captions + its non-visual corpus about the kinds."""
     path = out / "text-tokens"
     if not (path / "meta.json").is_file():
-        build_token_store([bundled_path("wikipedia"), captions], BUNDLED_TOKENIZER, path)
+        build_token_store([bundled_path("wikipedia"), captions, corpus], BUNDLED_TOKENIZER, path)
     return TokenStore(path)
 
 
