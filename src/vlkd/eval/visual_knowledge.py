@@ -273,3 +273,28 @@ def evaluate_visual_knowledge(model: str, benchmark: str, data: Path, protocol: 
         if all(key in r for r in scored.values()):
             summary[key] = float(np.mean([r[key] for r in scored.values()]))
     return {**meta, **summary, "parts": scored}
+
+
+def default_out(model: str, benchmark: str, protocol: str) -> Path:
+    """OUT without suffix: MODEL/visual-knowledge-B-P, or ./visual-knowledge-B-P for `bundled:minilm`."""
+    name = f"visual-knowledge-{benchmark}-{protocol}"
+    return Path(name) if model == BUNDLED_TOKENIZER else Path(model) / name
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One line per part: accuracy beside its baselines, Spearman where defined, counts."""
+    parts = result.get("parts") or {result["benchmark"]: result}
+    lines = []
+    for name, r in parts.items():
+        if result["protocol"] == "cloze":
+            text = f"accuracy {r['accuracy']:.3f} (mean over {len(r['templates'])} templates; best " \
+                   f"{r['accuracy_best']:.3f}), majority-class chance {r['chance']:.3f}"
+        else:
+            text = f"accuracy {r['accuracy']:.3f}, majority-class chance {r['chance']:.3f}, " \
+                   f"shuffled-label probe {r['shuffled']:.3f}"
+        if r.get("spearman") is not None:
+            text += f", Spearman {r['spearman']:.3f}"
+        lines.append(f"{name} ({result['protocol']}): {text} [{r['items']} items, {r['classes']} classes]")
+    if "parts" in result:
+        lines.append(f"mean over parts: accuracy {result['accuracy']:.3f}, chance {result['chance']:.3f}")
+    return "\n".join(lines)
