@@ -21,7 +21,8 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
 from vlkd.cli import main
 from vlkd.data.bundled import bundled_path
-from vlkd.eval.visual_knowledge import evaluate_visual_knowledge
+from vlkd.errors import VlkdError
+from vlkd.eval.visual_knowledge import evaluate_visual_knowledge, resolve_model
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "visual"
 COLOURS = ["pink", "green", "yellow", "black", "purple", "orange", "brown", "blue", "gray", "white", "red"]
@@ -254,3 +255,15 @@ def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], encod
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_model_resolution(tmp_path: Path) -> None:
+    for folder in ("run/final", "run/best", "teacher/final/text", "teacher/final/video", "bert"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    assert resolve_model(tmp_path / "run") == tmp_path / "run" / "best"
+    assert resolve_model(tmp_path / "teacher") == tmp_path / "teacher" / "final" / "text"
+    assert resolve_model(tmp_path / "bert") == tmp_path / "bert"
+    assert resolve_model("bundled:minilm") == bundled_path("minilm")
+    with pytest.raises(VlkdError, match="no BERT model"):
+        resolve_model(tmp_path)
