@@ -329,6 +329,20 @@ def cmd_evaluate_diagnostic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_visual_knowledge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vlkd.eval.visual_knowledge import default_out, evaluate_visual_knowledge, summary
+    from vlkd.io import write_json_atomic
+
+    result = evaluate_visual_knowledge(args.model, args.benchmark, Path(args.data), args.protocol, args.seed)
+    target = Path(args.out or default_out(args.model, args.benchmark, args.protocol)).with_suffix(".json")
+    write_json_atomic(target, result)
+    print(summary(result))
+    print(f"vlkd: wrote {target}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vlkd.report import summarize_run
 
@@ -345,6 +359,28 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output_dir(out, "--out")
     elif out and kind == "prefix":
         check_output_prefix(out, "--out")
+
+
+def add_visual_knowledge_parser(evaluate: argparse._SubParsersAction) -> None:
+    p = evaluate.add_parser("visual-knowledge", help="a text model's visual knowledge (colour, shape, size) on a "
+                                                     "benchmark",
+                            description="Score a text model on a visual-knowledge benchmark in its published "
+                                        "format. --protocol probe: a logistic regression on the frozen model's "
+                                        "mean word-piece vectors of each object (the benchmark's train split, or "
+                                        "5-fold cross-validation over objects), with the majority-class and "
+                                        "shuffled-label baselines; cloze (models with an MLM head): candidates "
+                                        "scored at [MASK] per template, mean and best over templates. Writes "
+                                        "OUT.json and prints one line per part. Formats: docs/formats.md.")
+    p.add_argument("--model", required=True, help="a BERT directory, a vlkd run (best/ else final/), a teacher run "
+                                                  "(its text tower), or bundled:minilm")
+    p.add_argument("--benchmark", required=True, metavar="B", help="format of --data: %(choices)s",
+                   choices=RegistryChoices(lambda: importlib.import_module("vlkd.data.visual.registry").BENCHMARKS))
+    p.add_argument("--data", required=True, help="the benchmark's file or folder (see above)")
+    p.add_argument("--protocol", default="probe", choices=["probe", "cloze"], help="default probe")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe's folds and label shuffle (default 0)")
+    p.add_argument("--out", help="output path without suffix (default MODEL/visual-knowledge-BENCHMARK-PROTOCOL; "
+                                 "./visual-knowledge-... for bundled:minilm)")
+    p.set_defaults(func=cmd_evaluate_visual_knowledge, out_kind="prefix")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -616,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=126, help="tokens per pair (default 126, as fine-tuning)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
     p.set_defaults(func=cmd_evaluate_diagnostic)
+    add_visual_knowledge_parser(evaluate)
 
     p = sub.add_parser("report", help="markdown summary and PNG curves of a run directory",
                        description="Writes RUN_DIR/report.md and RUN_DIR/curves.png from RUN_DIR/metrics.jsonl.")
