@@ -113,6 +113,32 @@ def test_distill_trains_and_final_is_a_plain_bert_with_the_kd_head_beside_it(tok
     assert any(n.startswith("kd.stateful.crd.") and "bank" in n for n in names)  # CRD's memory banks
 
 
+NST_PKT = ("kd.terms=[{loss: nst, student: tokens, teacher: tokens}, {loss: pkt, student: hidden, teacher: tokens}, "
+           "{loss: hidden_cos, student: tokens, teacher: tokens, weight: 0}]")
+
+
+def test_nst_plus_pkt_from_kd_terms(token_store: Path, teacher_run: Path, tmp_path: Path) -> None:
+    """A combination is a term list: NST on the KD head's tokens plus PKT on the hidden states (other
+    widths: PKT compares similarities only), and a weight-0 term that is logged but adds nothing; each
+    evaluation logs every term's gradient share."""
+    out = tmp_path / "run"
+    result = run_cli("train", "distill-tiny", f"data.train={token_store}", f"teacher={teacher_run}",
+                     f"output_dir={out}", NST_PKT, "max_steps=6", "batch_size=8", "log_every=3", "eval_every=3",
+                     "eval_batches=1", *STUDENT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "loss" in r]
+    assert {"mlm", "nst", "pkt", "hidden_cos"} <= set(train[0]) and train[0]["pkt"] > 0
+    assert train[0]["loss"] == pytest.approx(train[0]["mlm"] + train[0]["nst"] + train[0]["pkt"], rel=1e-5)
+    evals = [r for r in records if "valid_loss" in r]
+    assert "valid_pkt" in evals[-1] and len(evals) == 2
+    for r in evals:  # every term's share of the gradient on the student, the base mlm included
+        shares = {k: v for k, v in r.items() if k.startswith("grad_share_")}
+        assert set(shares) == {"grad_share_mlm", "grad_share_nst", "grad_share_pkt", "grad_share_hidden_cos"}
+        assert sum(shares.values()) == pytest.approx(1.0) and shares["grad_share_hidden_cos"] == 0.0
+        assert shares["grad_share_nst"] > 0 and shares["grad_share_pkt"] > 0
+
+
 def _train_cmd(store: Path, teacher: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "vlkd", "train", "distill-tiny", f"data.train={store}", f"teacher={teacher}",
             f"output_dir={out}", NST_CRD, "max_steps=16", "batch_size=16", "save_every=4", "log_every=4",

@@ -38,6 +38,7 @@ from vlkd.engine.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from vlkd.engine.grad_share import LossTermsFn, shares, term_gradient_norms
 from vlkd.engine.metrics import MetricsLog
 from vlkd.engine.precision import resolve_precision
 from vlkd.heap import keep_heap
@@ -62,6 +63,9 @@ class Job:
     them in eval mode without gradients, and leaves them out of the optimizer and of every checkpoint.
     `finish(run_dir)`, called on every process once the run is complete (also when a finished run is
     resumed), writes a recipe's own outputs (fine-tuning's eval_results.json and prediction files).
+    `loss_terms(outputs)` maps the module's outputs to the weighted terms that sum to `loss` (the base
+    loss included): with it, every evaluation logs each term's `grad_share_<term>` on the parameters of
+    `student(module)` (default: every trained parameter); engine/grad_share.py.
     """
 
     module: nn.Module
@@ -74,6 +78,8 @@ class Job:
     evaluate: Callable[[nn.Module, Accelerator], dict[str, float]] | None = None
     frozen: Sequence[nn.Module] = ()
     finish: Callable[[Path], None] | None = None
+    loss_terms: LossTermsFn | None = None
+    student: Callable[[nn.Module], nn.Module] | None = None
 
 
 def make_accelerator(config: TrainConfig) -> tuple[Accelerator, str]:
@@ -276,10 +282,33 @@ class Trainer:
     def _log_eval(self) -> dict[str, float]:
         result = self.evaluate()
         if result:
-            self.metrics.write({"step": self.step, **result})
+            self.metrics.write({"step": self.step, **result, **self._grad_shares()})
             self._say(f"step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
             self._keep_if_best(result)
         return result
+
+    def _grad_shares(self) -> dict[str, float]:
+        """Each term's `grad_share_<term>` on the first micro-batch of the held-out slice (of the training
+        data without one), in eval mode, averaged over the processes; {} when the Job has no loss_terms."""
+        if self.job.loss_terms is None:
+            return {}
+        acc = self.accelerator
+        data = self.job.valid_data if self.job.valid_data is not None else self.job.train_data
+        batches = ShardedBatches(data, self.job.collate, self.micro_batch, num_processes=acc.num_processes,
+                                 rank=acc.process_index, seed=self.config.seed + 1, shuffle=False)
+        if len(batches) == 0:
+            return {}
+        module = acc.unwrap_model(self.module)
+        params = (self.job.student(module) if self.job.student is not None else module).parameters()
+        self.module.eval()
+        try:
+            norms = term_gradient_norms(module, _to_device(batches[0], acc.device), self.job.loss_terms, params,
+                                        acc.autocast())
+        finally:
+            self._train_mode()
+        names = list(norms)
+        means = acc.reduce(torch.tensor([norms[n] for n in names], device=acc.device), reduction="mean").tolist()
+        return shares(dict(zip(names, means)))
 
     def _best(self) -> dict[str, Any] | None:
         path = self.out / "best" / "selection.json"

@@ -15,6 +15,7 @@ from vlkd.losses.kd import nst, nst_gram, pack_upper, soft_kl, teacher_gram, unp
 from vlkd.losses.matching import infonce, paired_hinge
 from vlkd.losses.mlm import mlm
 from vlkd.losses.mmd import mmd_rbf
+from vlkd.losses.pkt import pkt
 from vlkd.losses.registry import KINDS, LOSSES, LossEntry, get_loss, register_loss
 from vlkd.losses.terms import LossTerm, LossTerms, check_terms
 from vlkd.losses.voken import assign_vokens, voken
@@ -26,5 +27,5 @@ __all__ = [
     "KINDS", "LOSSES", "LossEntry", "LossTerm", "LossTerms", "check_terms", "get_loss", "register_loss",
     "mlm", "paired_hinge", "infonce", "nst", "soft_kl", "dualvgr_consistency", "hsic", "feature_kl",
     "nst_gram", "teacher_gram", "pack_upper", "unpack_upper", "hidden_mse", "hidden_cos", "voken", "assign_vokens",
-    "mmd_rbf", "ntxent", "CRDLoss",
+    "mmd_rbf", "ntxent", "pkt", "CRDLoss",
 ]

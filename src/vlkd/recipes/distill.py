@@ -103,6 +103,12 @@ def check(config: Config) -> None:
                             f"{online_only[0]!r} needs the teacher online (drop kd.targets)")
 
 
+def weighted_terms(config: Config, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The terms that sum to the loss, weighted (`Job.loss_terms`: each term's gradient share)."""
+    kd = {name: term.weight * outputs[name] for name, term in zip(term_names(config.kd.terms), config.kd.terms)}
+    return {"mlm": config.mlm_weight * outputs["mlm"], **kd}
+
+
 def eval_metrics(config: Config) -> list[str]:
     from_terms = [f"valid_{n}" for n in term_names(config.kd.terms)]
     return ["valid_loss", "valid_mlm", "valid_perplexity", *from_terms]
@@ -228,4 +234,5 @@ def build(config: Config) -> Job:
         return metrics
 
     return Job(module=task, frozen=[teacher] if teacher is not None else [], train_data=train, valid_data=valid,
-               collate=collate, save_final=save_final, eval_summary=eval_summary)
+               collate=collate, save_final=save_final, eval_summary=eval_summary,
+               loss_terms=lambda outputs: weighted_terms(config, outputs), student=lambda module: module.student)

@@ -25,6 +25,7 @@ from vlkd.engine.batches import seeded_generator
 from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, encode_split, retrieval_metrics
 from vlkd.losses import LossTerm, LossTerms, check_terms, mlm
+from vlkd.losses.terms import term_names
 from vlkd.models.bert import ModelConfig, build_masked_lm
 from vlkd.models.teacher import VideoTextTeacher, VideoTowerConfig, save_teacher
 
@@ -66,6 +67,17 @@ class TeacherTask(nn.Module):
         masked_lm = mlm(text, batch["labels"], self.teacher.text.cls)
         loss = match + self.config.mlm_weight * masked_lm
         return {"loss": loss, "match": match, "mlm": masked_lm, **{k: v for k, v in terms.items() if k != "match"}}
+
+
+def weighted_terms(config: Config, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The terms that sum to the loss, weighted (`Job.loss_terms`). `match` is already the weighted sum
+    of the matching terms; with one term it is that term."""
+    names = term_names(config.matching)
+    if len(names) == 1:
+        matching = {names[0]: outputs["match"]}
+    else:
+        matching = {name: term.weight * outputs[name] for name, term in zip(names, config.matching)}
+    return {**matching, "mlm": config.mlm_weight * outputs["mlm"]}
 
 
 def needs_even_batch(config: Config) -> bool:
@@ -140,5 +152,6 @@ def build(config: Config) -> Job:
         save_teacher(module.teacher, path, train.root / "tokenizer")
 
     return Job(module=task, train_data=train, collate=collate, save_final=save_final, evaluate=evaluate,
-               count_tokens=lambda b: int(b["attention_mask"].sum()))
+               count_tokens=lambda b: int(b["attention_mask"].sum()),
+               loss_terms=lambda outputs: weighted_terms(config, outputs))
 

@@ -33,6 +33,7 @@ from vlkd.errors import VlkdError
 from vlkd.eval.videoqa import accuracy, predict
 from vlkd.io import read_json
 from vlkd.losses import LossTerm, LossTerms, check_terms, dualvgr_consistency, hsic
+from vlkd.losses.terms import term_names
 from vlkd.models.dualvgr import DualVGR, DualVGRConfig, load_dualvgr, save_dualvgr
 
 
@@ -103,6 +104,15 @@ class VideoQATask(nn.Module):
                                base=loss)
             losses.update(kd)
         return {"loss": loss, **losses}
+
+
+def weighted_terms(config: Config, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The terms that sum to the loss, weighted (`Job.loss_terms`): CE, alpha L_com, beta L_dep, the KD terms."""
+    terms = {"ce": outputs["ce"], "l_com": config.loss.alpha * outputs["l_com"],
+             "l_dep": config.loss.beta * outputs["l_dep"]}
+    if config.role == "student" and config.teacher:
+        terms.update({name: term.weight * outputs[name] for name, term in zip(term_names(config.kd), config.kd)})
+    return terms
 
 
 def check(config: Config) -> None:
@@ -186,4 +196,5 @@ def build(config: Config) -> Job:
 
     return Job(module=VideoQATask(model, config, teacher), frozen=[teacher] if teacher is not None else [],
                train_data=train, collate=collate,
-               save_final=save_final, evaluate=evaluate, count_tokens=lambda b: int(b["question_len"].sum()))
+               save_final=save_final, evaluate=evaluate, count_tokens=lambda b: int(b["question_len"].sum()),
+               loss_terms=lambda outputs: weighted_terms(config, outputs), student=lambda module: module.model)
