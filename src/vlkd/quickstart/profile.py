@@ -28,6 +28,11 @@ STUDENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "crd": ("MLM + CRD", "quickstart-distill",
             (_terms("loss: crd, student: hidden, teacher: hidden, weight: 0.5, "
                     "args: {embed_dim: 128, num_negatives: 1024}"),)),
+    "pkt": ("MLM + PKT (KD head)", "quickstart-distill",
+            (_terms("loss: pkt, student: tokens, teacher: tokens, weight: 1.0"),)),
+    "nst_pkt": ("MLM + NST + PKT (KD head)", "quickstart-distill",
+                (_terms("loss: nst, student: tokens, teacher: tokens, weight: 1.0",
+                        "loss: pkt, student: tokens, teacher: tokens, weight: 1.0"),)),
     "voken": ("MLM + voken classification", "quickstart-distill",
               (_terms("loss: voken, student: vokens, teacher: vokens, weight: 1.0"), "kd.head=false")),
 }
@@ -40,6 +45,7 @@ class Profile:
     held_out_fraction: float  # of the world's videos, held out from the teacher (its retrieval gallery)
     teacher_steps: int
     text_steps: int  # the MLM baseline and every distilled student
+    text_batch_size: int
     students: tuple[str, ...]
     student_seeds: tuple[int, ...]  # training seeds of every student (the visual-knowledge table's spread)
     finetune_tasks: tuple[str, ...]
@@ -52,17 +58,21 @@ class Profile:
     def overrides(self) -> dict[str, list[str]]:
         """Per-stage config overrides the profile sets (the caller's own overrides come after)."""
         return {"teacher": [f"max_steps={self.teacher_steps}"],
-                "text": [f"max_steps={self.text_steps}", f"save_every={self.text_steps // 2}",
+                "text": [f"max_steps={self.text_steps}", f"batch_size={self.text_batch_size}",
+                         f"save_every={self.text_steps // 2}",
                          f"eval_every={self.text_steps // 4}"]}
 
 
-QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=200,
+QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=120,
+                text_batch_size=16,
                 students=("mlm", "distill", "hidden_cos"), student_seeds=(0, 1, 2), finetune_tasks=("rt-polarity",),
-                finetune_seeds=(0, 1), videoqa_seeds=(0, 1), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
+                finetune_seeds=(0,), videoqa_seeds=(0, 1), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
-FULL = Profile(name="full", world_videos=400, held_out_fraction=0.3, teacher_steps=450, text_steps=200,
-               students=("mlm", "distill", "mmd_rbf", "crd", "ntxent", "hidden_cos", "hidden_mse", "voken"),
-               student_seeds=(0, 1, 2, 3, 4), finetune_tasks=("rt-polarity",), finetune_seeds=(0, 1, 2),
+FULL = Profile(name="full", world_videos=400, held_out_fraction=0.3, teacher_steps=450, text_steps=150,
+               text_batch_size=16,
+               students=("mlm", "distill", "mmd_rbf", "crd", "ntxent", "hidden_cos", "hidden_mse", "voken", "pkt",
+                         "nst_pkt"),
+               student_seeds=(0, 1, 2, 3, 4), finetune_tasks=("rt-polarity",), finetune_seeds=(0,),
                videoqa_seeds=(0, 1, 2, 3, 4), videoqa_ablation_seeds=(0, 1, 2, 3, 4), videoqa_teacher_epochs=8,
                videoqa_student_epochs=4)
 PROFILES = {"quick": QUICK, "full": FULL}
