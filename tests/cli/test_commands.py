@@ -24,7 +24,7 @@ COMMANDS = commands(build_parser())
 
 
 def test_every_command_is_walked() -> None:
-    for command in (["prepare", "teacher-targets"], ["merge-shards"], ["evaluate", "diagnostic"], ["ls"]):
+    for command in (["prepare", "teacher-targets"], ["merge-shards"], ["evaluate", "diagnostic"], ["evaluate", "visual-knowledge"], ["ls"]):
         assert command in COMMANDS
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vlkd.errors import VlkdError
+from vlkd.eval.visual_knowledge import evaluate_visual_knowledge
 from vlkd.quickstart import render_report, run_quickstart
 
 SHORT = ["max_steps=6", "log_every=3", "save_every=3", "eval_every=3", "eval_batches=2", "batch_size=4",
@@ -54,28 +55,39 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
     assert [n for n in numbers if not _matches(n, values)] == []
     # every linked picture exists
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
-    assert {"figures/teacher-curves.png", "figures/vidlankd-bars.png", "figures/vidlankd-perplexity.png",
-            "figures/videoqa-bars.png", "teacher/retrieval.png"} <= set(links)
+    assert {"figures/teacher-curves.png", "figures/vidlankd-visual-knowledge.png", "figures/vidlankd-bars.png",
+            "figures/vidlankd-perplexity.png", "figures/videoqa-bars.png", "teacher/retrieval.png"} <= set(links)
     assert all((tmp_path / link).read_bytes()[:4] == b"\x89PNG" for link in links)
     # metrics.json holds what the runs logged
     teacher = json.loads((tmp_path / "teacher" / "retrieval.json").read_text())
     assert {k: metrics["teacher"]["retrieval"][k] for k in ("r1", "r5", "r10")} == {k: teacher[k] for k in ("r1", "r5", "r10")}
     assert metrics["teacher"]["retrieval"]["gallery"] == metrics["teacher"]["held_out_videos"] == teacher["gallery_size"]
-    for name in ("mlm", "distill"):
-        student = metrics["vidlankd"]["students"][name]
-        assert student["valid_perplexity"] == json.loads((tmp_path / name / "results.json").read_text())["valid_perplexity"]
-        grounding = json.loads((tmp_path / name / "grounding.json").read_text())
+    vidlankd = metrics["vidlankd"]
+    seeds, finetune_seeds = vidlankd["student_seeds"], vidlankd["finetune_seeds"]
+    assert len(seeds) >= 2 and set(vidlankd["students"]) == {"mlm", "distill", "hidden_cos"}
+    for name in ("mlm", "distill", "hidden_cos"):
+        student = vidlankd["students"][name]
+        assert student["valid_perplexity"]["values"] == [
+            json.loads((tmp_path / f"{name}-seed{s}" / "results.json").read_text())["valid_perplexity"] for s in seeds]
+        grounding = json.loads((tmp_path / f"{name}-seed{seeds[0]}" / "grounding.json").read_text())
         assert student["grounding_probe"]["r5"] == grounding["probe"]["r5"]
-        # neither the MLM student (no KD head) nor NST (similarities only) aligns the head: no head route
-        assert student["grounding_head"] is None and student["grounding_head_absent"] == grounding["head_absent"]
-        assert ("no KD head" in grounding["head_absent"]) == (name == "mlm")
-        finetuned = json.loads((tmp_path / f"finetune-rt-polarity-{name}" / "eval_results.json").read_text())
-        assert student["finetune"]["rt-polarity"]["values"] == [100 * finetuned["per_seed"][s]["accuracy"]
-                                                                 for s in ("0", "1", "2")]
-    assert (tmp_path / "distill" / "final" / "kd_head" / "config.json").is_file()
+        # no quickstart student aligns a KD head with the teacher's tokens (NST: similarities only;
+        # hidden_cos: the last hidden layer, no head): the head route is absent, with the evaluator's reason
+        assert student["grounding_head"] is None and student["grounding_head_absent"]
+        finetuned = json.loads((tmp_path / f"finetune-rt-polarity-{name}-seed{seeds[0]}" / "eval_results.json").read_text())
+        assert student["finetune"]["rt-polarity"]["values"] == [100 * finetuned["per_seed"][str(s)]["accuracy"]
+                                                                 for s in finetune_seeds]
+        # the visual-knowledge table: the evaluator's accuracy on every seed's run
+        for prop in ("colour", "shape", "size", "motion"):
+            assert vidlankd["visual_knowledge"]["students"][name]["accuracy"][prop]["values"] == [
+                100 * evaluate_visual_knowledge(str(tmp_path / f"{name}-seed{s}"), "world",
+                                                tmp_path / "world" / "visual_knowledge")["parts"][prop]["accuracy"]
+                for s in seeds]
+    assert (tmp_path / f"distill-seed{seeds[0]}" / "final" / "kd_head" / "config.json").is_file()
     # the student corpus: the whole bundled Wikipedia + the world's training captions (not the held-out ones)
+    # + the world's corpus, for every student alike
     sources = json.loads((tmp_path / "text-tokens" / "meta.json").read_text())["sources"]
-    assert [Path(s["path"]).name for s in sources] == ["summaries_en-us.json", "world-train-captions.txt"]
+    assert [Path(s["path"]).name for s in sources] == ["summaries_en-us.json", "world-train-captions.txt", "corpus.txt"]
     # VideoQA: four models x the profile's seeds (the ablation: its own), each scored on test with its
     # val-selected model
     models, both = metrics["videoqa"]["models"], metrics["videoqa"]["seeds"]
@@ -87,7 +99,7 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
             assert (run / "best" / "selection.json").is_file()
             scored = json.loads((run / "eval-test.json").read_text())
             assert scored["split"] == "test" and models[name]["accuracy"]["values"][i] == 100 * scored["accuracy"]
-    assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) >= {"world", "teacher", "text", "mlm", "distill", "comparison", "videoqa"}
+    assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) >= {"world", "teacher", "text", "mlm", "distill", "hidden_cos", "visual_knowledge", "comparison", "videoqa"}
     # a second run resumes: nothing is retrained, the report is rewritten identically
     again = run_quickstart(tmp_path, overrides=SHORT, world_videos=12)
     assert again.read_text() == text

@@ -1,4 +1,5 @@
-"""`vlkd evaluate retrieval | grounding | videoqa | diagnostic`: evaluate a finished run."""
+"""`vlkd evaluate retrieval | grounding | videoqa | diagnostic | visual-knowledge`: evaluate a finished run or a
+text model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import sys
 
-from vlkd.cli.common import integer, number
+from vlkd.cli.common import RegistryChoices, integer, number
 
 
 def cmd_evaluate_retrieval(args: argparse.Namespace) -> int:
@@ -43,6 +44,27 @@ def cmd_evaluate_diagnostic(args: argparse.Namespace) -> int:
     print(diagnostic_table(result))
     print(f"vlkd: {target}", file=sys.stderr)
     return 0
+
+
+def cmd_evaluate_visual_knowledge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vlkd.eval.visual_knowledge import default_out, evaluate_visual_knowledge, summary
+    from vlkd.io import write_json_atomic
+
+    result = evaluate_visual_knowledge(args.model, args.benchmark, Path(args.data), args.protocol, args.seed)
+    target = Path(args.out or default_out(args.model, args.benchmark, args.protocol)).with_suffix(".json")
+    write_json_atomic(target, result)
+    print(summary(result))
+    print(f"vlkd: wrote {target}", file=sys.stderr)
+    return 0
+
+
+def benchmark_names() -> list[str]:
+    """The visual-knowledge benchmarks (`BENCHMARKS`), for --benchmark."""
+    from vlkd.data.visual.registry import BENCHMARKS
+
+    return list(BENCHMARKS)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -112,3 +134,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=126, help="tokens per pair (default 126, as fine-tuning)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
     p.set_defaults(func=cmd_evaluate_diagnostic)
+
+    p = evaluate.add_parser("visual-knowledge", help="a text model's visual knowledge (colour, shape, size) on a "
+                                                     "benchmark",
+                            description="Score a text model on a visual-knowledge benchmark in its published "
+                                        "format. --protocol probe: a logistic regression on the frozen model's "
+                                        "mean word-piece vectors of each object (the benchmark's train split, or "
+                                        "5-fold cross-validation over objects), with the majority-class and "
+                                        "shuffled-label baselines; cloze (models with an MLM head): candidates "
+                                        "scored at [MASK] per template, mean and best over templates. Writes "
+                                        "OUT.json and prints one line per part. Formats: docs/formats.md.")
+    p.add_argument("--model", required=True, help="a BERT directory, a vlkd run (best/ else final/), a teacher run "
+                                                  "(its text tower), or bundled:minilm")
+    p.add_argument("--benchmark", required=True, metavar="B", help="format of --data: %(choices)s",
+                   choices=RegistryChoices(benchmark_names))
+    p.add_argument("--data", required=True, help="the benchmark's file or folder (see above)")
+    p.add_argument("--protocol", default="probe", choices=["probe", "cloze"], help="default probe")
+    p.add_argument("--seed", type=integer(ge=0), default=0, help="seed of the probe's folds and label shuffle (default 0)")
+    p.add_argument("--out", help="output path without suffix (default MODEL/visual-knowledge-BENCHMARK-PROTOCOL; "
+                                 "./visual-knowledge-... for bundled:minilm)")
+    p.set_defaults(func=cmd_evaluate_visual_knowledge, out_kind="prefix")

@@ -29,7 +29,8 @@ def cmd_prepare_text(args: argparse.Namespace) -> int:
 def cmd_prepare_world(args: argparse.Namespace) -> int:
     from vlkd.data.world.generate import build_world
 
-    summary = build_world(args.out, args.videos, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
+    summary = build_world(args.out, args.videos, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                          report_rate=args.report_rate)
     print(f"{args.out}: {summary['num_videos']} videos, {summary['num_questions']} questions")
     return 0
 
@@ -119,6 +120,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", type=integer(ge=1), required=True, help="number of videos")
     p.add_argument("--seed", type=integer(ge=0), default=0, help="random seed (default 0); same seed, same world")
     p.add_argument("--workers", type=integer(ge=1), default=None, help="encoding processes (default: all cores)")
+    p.add_argument("--report-rate", type=number(ge=0, le=1), default=None,
+                   help="chance that a caption states each property of a train kind it mentions (default 0.25); "
+                        "a probe kind's never (docs/visual-knowledge.md)")
     add_overwrite(p)
     p.set_defaults(func=cmd_prepare_world, out_kind="dir")
     p = prep.add_parser("bundled", help="write the offline tasks rt-polarity and wiki-topic (GLUE layout)",

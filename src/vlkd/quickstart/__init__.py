@@ -3,11 +3,13 @@
 Stages (each resumable: re-running continues where a kill stopped it):
 1. the video-language teacher on a generated synthetic world: world -> features -> samples -> training,
    with retrieval against a gallery of every held-out video and its grounding grid (`vlkd.quickstart.vidlankd`);
-2. a token store from the bundled Wikipedia lead sections + the world's training captions;
+2. a token store from the bundled Wikipedia lead sections + the world's training captions + its corpus;
 3. a tiny text-only BERT trained with masked language modelling (the VidLanKD baseline) and students of
-   the same size distilled from the teacher (NST; `--full` adds voken and CRD) at equal compute;
-4. all compared: held-out perplexity, grounding of their text in the teacher's video space (two routes),
-   fine-tuning on bundled tasks over seeds;
+   the same size distilled from the teacher (NST and hidden_cos; `--full`: every objective) at equal
+   compute, each over several training seeds;
+4. all compared: visual knowledge of the world's probe kinds (docs/visual-knowledge.md), held-out
+   perplexity, grounding of their text in the teacher's video space (two routes), fine-tuning on a
+   bundled task;
 5. VideoQA on the same world: DualVGR teacher, distilled student, student alone, motion ablation
    (`vlkd.quickstart.videoqa`);
 then OUT/report.md (the story, with figures in OUT/figures/) and OUT/metrics.json (every number of the
@@ -31,11 +33,12 @@ from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
     WORLD_SEED, comparison_stage, student_stage, students_section, teacher_section, teacher_stage, text_stage,
-    vidlankd_figures, world_captions)
+    vidlankd_figures, visual_knowledge_stage, world_captions)
 
 STAGE_LABELS = {
     "world": "generate the synthetic world", "teacher": "teacher: features, samples, training, retrieval",
-    "text": "token store", "comparison": "grounding and fine-tuning of every student",
+    "text": "token store", "visual_knowledge": "visual-knowledge probe of every student run and the teacher",
+    "comparison": "grounding and fine-tuning of every student",
     "videoqa": "VideoQA: features, data, every model and seed",
 }
 
@@ -55,13 +58,17 @@ def _pipeline(out: Path, profile: Profile, pipeline: str, extra: list[str], worl
         with clock.stage("teacher"):
             metrics["teacher"] = teacher_stage(out, world, profile, extra)
         with clock.stage("text"):
-            store = text_stage(out, world_captions(world, out / "world-teacher-data", out))
-        runs = {}
+            store = text_stage(out, world_captions(world, out / "world-teacher-data", out), world / "corpus.txt")
+        runs: dict[str, list[Path]] = {name: [] for name in profile.students}
         for name in profile.students:
             with clock.stage(name):
-                runs[name] = student_stage(out, name, store, out / "teacher", profile, extra)
+                for seed in profile.student_seeds:
+                    runs[name].append(student_stage(out, name, store, out / "teacher", profile, extra, seed))
+        with clock.stage("visual_knowledge"):
+            knowledge = visual_knowledge_stage(runs, out / "teacher", world)
         with clock.stage("comparison"):
             metrics["vidlankd"] = comparison_stage(out, runs, out / "teacher", profile, extra)
+        metrics["vidlankd"]["visual_knowledge"] = knowledge
         metrics["vidlankd"]["store"] = {k: store.meta[k] for k in
                                         ("num_tokens", "num_blocks", "block_size", "vocab_size", "tokenizer")}
         metrics["vidlankd"]["figures"] = vidlankd_figures(out, runs, metrics["vidlankd"])
@@ -103,7 +110,7 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
     return metrics
 
 
-STAGE_ORDER = ("world", "teacher", "text", *STUDENTS, "comparison", "videoqa")
+STAGE_ORDER = ("world", "teacher", "text", *STUDENTS, "visual_knowledge", "comparison", "videoqa")
 
 
 def _time_section(seconds: dict[str, dict[str, float]], jobs: int) -> list[str]:

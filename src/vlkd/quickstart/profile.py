@@ -6,16 +6,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
+def _terms(*terms: str) -> str:
+    return "kd.terms=[" + ", ".join("{" + t + "}" for t in terms) + "]"
+
+
 # student name -> (report label, preset, overrides); every student shares the baseline's steps, batch,
 # seed, blocks and masks (equal compute), the KD students add one objective against the same teacher.
+# docs/visual-knowledge.md says which objective can carry what the teacher knows about the probe kinds.
 STUDENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "mlm": ("text-only BERT (MLM)", "quickstart-mlm", ()),
-    "distill": ("distilled student (MLM + NST)", "quickstart-distill", ()),
-    "voken": ("voken student (MLM + voken classification)", "quickstart-distill",
-              ("kd.terms=[{loss: voken, student: vokens, teacher: vokens, weight: 1.0}]", "kd.head=false")),
-    "crd": ("CRD student (MLM + CRD)", "quickstart-distill",
-            ("kd.terms=[{loss: crd, student: hidden, teacher: hidden, weight: 0.5, "
-             "args: {embed_dim: 128, num_negatives: 1024}}]",)),
+    "distill": ("MLM + NST (KD head)", "quickstart-distill", ()),
+    "hidden_cos": ("MLM + hidden_cos (last layer)", "quickstart-distill",
+                   (_terms("loss: hidden_cos, student: hidden, teacher: hidden, weight: 1.0"), "kd.head=false")),
+    "hidden_mse": ("MLM + hidden_mse (last layer)", "quickstart-distill",
+                   (_terms("loss: hidden_mse, student: hidden, teacher: hidden, weight: 1.0"), "kd.head=false")),
+    "ntxent": ("MLM + NT-Xent (KD head)", "quickstart-distill",
+               (_terms("loss: ntxent, student: tokens, teacher: tokens, weight: 1.0"),)),
+    "mmd_rbf": ("MLM + MMD (KD head)", "quickstart-distill",
+                (_terms("loss: mmd_rbf, student: tokens, teacher: tokens, weight: 1.0"),)),
+    "crd": ("MLM + CRD", "quickstart-distill",
+            (_terms("loss: crd, student: hidden, teacher: hidden, weight: 0.5, "
+                    "args: {embed_dim: 128, num_negatives: 1024}"),)),
+    "pkt": ("MLM + PKT (KD head)", "quickstart-distill",
+            (_terms("loss: pkt, student: tokens, teacher: tokens, weight: 1.0"),)),
+    "nst_pkt": ("MLM + NST + PKT (KD head)", "quickstart-distill",
+                (_terms("loss: nst, student: tokens, teacher: tokens, weight: 1.0",
+                        "loss: pkt, student: tokens, teacher: tokens, weight: 1.0"),)),
+    "voken": ("MLM + voken classification", "quickstart-distill",
+              (_terms("loss: voken, student: vokens, teacher: vokens, weight: 1.0"), "kd.head=false")),
 }
 
 
@@ -26,7 +45,9 @@ class Profile:
     held_out_fraction: float  # of the world's videos, held out from the teacher (its retrieval gallery)
     teacher_steps: int
     text_steps: int  # the MLM baseline and every distilled student
+    text_batch_size: int
     students: tuple[str, ...]
+    student_seeds: tuple[int, ...]  # training seeds of every student (the visual-knowledge table's spread)
     finetune_tasks: tuple[str, ...]
     finetune_seeds: tuple[int, ...]
     videoqa_seeds: tuple[int, ...]
@@ -37,19 +58,21 @@ class Profile:
     def overrides(self) -> dict[str, list[str]]:
         """Per-stage config overrides the profile sets (the caller's own overrides come after)."""
         return {"teacher": [f"max_steps={self.teacher_steps}"],
-                "text": [f"max_steps={self.text_steps}", f"save_every={self.text_steps // 2}",
+                "text": [f"max_steps={self.text_steps}", f"batch_size={self.text_batch_size}",
+                         f"save_every={self.text_steps // 2}",
                          f"eval_every={self.text_steps // 4}"]}
 
 
-QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.6, teacher_steps=150, text_steps=200,
-                students=("mlm", "distill"), finetune_tasks=("rt-polarity",), finetune_seeds=(0, 1, 2),
-                videoqa_seeds=(0, 1), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
+QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=120,
+                text_batch_size=16,
+                students=("mlm", "distill", "hidden_cos"), student_seeds=(0, 1, 2), finetune_tasks=("rt-polarity",),
+                finetune_seeds=(0,), videoqa_seeds=(0, 1), videoqa_ablation_seeds=(0,), videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
-# Measured once with the two pipelines at once (--jobs 2, one thread each, 2-core AMD EPYC): 60m11s wall;
-# the VidLanKD pipeline 3,577 s (its 40 one-epoch fine-tunings 2,113 s: rt-polarity ~33 s, wiki-topic ~70 s
-# each), VideoQA 2,639 s (~9 minutes per seed's four models at 400 videos).
-FULL = Profile(name="full", world_videos=400, held_out_fraction=0.55, teacher_steps=450, text_steps=400,
-               students=("mlm", "distill", "voken", "crd"), finetune_tasks=("rt-polarity", "wiki-topic"),
-               finetune_seeds=(0, 1, 2, 3, 4), videoqa_seeds=(0, 1, 2, 3, 4), videoqa_ablation_seeds=(0, 1, 2, 3, 4),
-               videoqa_teacher_epochs=8, videoqa_student_epochs=4)
+FULL = Profile(name="full", world_videos=400, held_out_fraction=0.3, teacher_steps=450, text_steps=150,
+               text_batch_size=16,
+               students=("mlm", "distill", "mmd_rbf", "crd", "ntxent", "hidden_cos", "hidden_mse", "voken", "pkt",
+                         "nst_pkt"),
+               student_seeds=(0, 1, 2, 3, 4), finetune_tasks=("rt-polarity",), finetune_seeds=(0,),
+               videoqa_seeds=(0, 1, 2, 3, 4), videoqa_ablation_seeds=(0, 1, 2, 3, 4), videoqa_teacher_epochs=8,
+               videoqa_student_epochs=4)
 PROFILES = {"quick": QUICK, "full": FULL}

@@ -15,8 +15,10 @@ from vlkd.data.tasks.bundled import prepare_bundled
 from vlkd.data.teacher.howto100m import prepare_howto100m
 from vlkd.data.text.store import TokenStore, build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
+from vlkd.data.world.kinds import KINDS, PROPERTIES
 from vlkd.eval.grounding import evaluate_retrieval
 from vlkd.eval.text_grounding import chance_levels, evaluate_text_grounding
+from vlkd.eval.visual_knowledge import evaluate_visual_knowledge
 from vlkd.io import read_json, write_text_atomic
 from vlkd.quickstart.profile import STUDENTS, Profile
 from vlkd.recipes import load_config, run_training
@@ -91,21 +93,28 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     }
 
 
-def text_stage(out: Path, captions: Path) -> TokenStore:
-    """The student corpus: the bundled Wikipedia lead sections + the world's training captions."""
+def text_stage(out: Path, captions: Path, corpus: Path) -> TokenStore:
+    """The student corpus (every student reads it, the text-only one too): the bundled Wikipedia lead
+    sections + the world's training captions + its non-visual corpus about the kinds."""
     path = out / "text-tokens"
     if not (path / "meta.json").is_file():
-        build_token_store([bundled_path("wikipedia"), captions], BUNDLED_TOKENIZER, path)
+        build_token_store([bundled_path("wikipedia"), captions, corpus], BUNDLED_TOKENIZER, path)
     return TokenStore(path)
 
 
+def run_name(name: str, seed: int) -> str:
+    """A student's run directory under OUT: one per training seed."""
+    return f"{name}-seed{seed}"
+
+
 def student_stage(out: Path, name: str, store: TokenStore, teacher: Path, profile: Profile,
-                  overrides: list[str]) -> Path:
-    """One student (or the baseline) at the shared steps, batch, seed and data order."""
+                  overrides: list[str], seed: int) -> Path:
+    """One student (or the baseline) at the shared steps, batch and data; `seed` sets its initialisation,
+    masks and data order (every student of one seed shares them)."""
     _, preset, extra = STUDENTS[name]
-    config = load_config(preset, [f"output_dir={out / name}", f"data.train={store.path}", "resume=true",
-                                  *([f"teacher={teacher}"] if name != "mlm" else []), *extra,
-                                  *profile.overrides()["text"], *overrides])
+    config = load_config(preset, [f"output_dir={out / run_name(name, seed)}", f"data.train={store.path}",
+                                  "resume=true", f"seed={seed}", *([f"teacher={teacher}"] if name != "mlm" else []),
+                                  *extra, *profile.overrides()["text"], *overrides])
     run_dir = run_training(config)
     summarize_run(run_dir)
     return run_dir
@@ -116,45 +125,81 @@ def _majority_share(dev_tsv: Path) -> float:
     return max(labels.count(v) for v in set(labels)) / len(labels)
 
 
-def comparison_stage(out: Path, runs: dict[str, Path], teacher: Path, profile: Profile,
+def visual_knowledge_stage(runs: dict[str, list[Path]], teacher: Path, world: Path) -> dict[str, Any]:
+    """The probe (`vlkd evaluate visual-knowledge --benchmark world --protocol probe`) on every student run
+    and the teacher's text tower: accuracy (%) per property on the probe kinds, per student mean ± std over
+    its training seeds, beside chance (the probe kinds' majority class)."""
+    data = world / "visual_knowledge"
+
+    def accuracy(model: Path) -> dict[str, Any]:
+        return evaluate_visual_knowledge(str(model), "world", data, protocol="probe", seed=0)["parts"]
+
+    parts = accuracy(teacher)
+    return {
+        "properties": list(PROPERTIES),
+        "items": {p: parts[p]["items"] for p in PROPERTIES}, "classes": {p: parts[p]["classes"] for p in PROPERTIES},
+        "chance": {p: 100 * parts[p]["chance"] for p in PROPERTIES},
+        "teacher": {p: 100 * parts[p]["accuracy"] for p in PROPERTIES},
+        "students": {name: {"label": STUDENTS[name][0], "accuracy": {
+            p: spread([100 * r[p]["accuracy"] for r in scored]) for p in PROPERTIES}}
+            for name, scored in ((name, [accuracy(r) for r in seeds]) for name, seeds in runs.items())},
+        "train_kinds": sum(k.split == "train" for k in KINDS), "probe_kinds": sum(k.split == "probe" for k in KINDS),
+    }
+
+
+def comparison_stage(out: Path, runs: dict[str, list[Path]], teacher: Path, profile: Profile,
                      overrides: list[str]) -> dict[str, Any]:
-    """Every student: held-out perplexity, grounding by both routes, fine-tuning accuracy over seeds."""
+    """Every student: held-out perplexity (over its training seeds); grounding by both routes and
+    fine-tuning accuracy over fine-tuning seeds (its first training seed's run)."""
     tasks = out / "bundled"
     if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
         prepare_bundled(tasks, overwrite=True)
     data = out / "world-teacher-data"
     students: dict[str, Any] = {}
     seeds = ",".join(map(str, profile.finetune_seeds))
-    for name, run_dir in runs.items():
+    for name, seed_runs in runs.items():
+        run_dir = seed_runs[0]
         results = read_json(RunDir(run_dir).results)
         grounding = evaluate_text_grounding(run_dir, teacher, data, out=RunDir(run_dir).grounding)
         finetuned = {}
         for task in profile.finetune_tasks:
             result = finetune_command(task, str(tasks / task), str(RunDir(run_dir).final),
-                                      str(out / f"finetune-{task}-{name}"),
+                                      str(out / f"finetune-{task}-{run_dir.name}"),
                                       ["resume=true", *FINETUNE, f"seeds={seeds}", *overrides])
             finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
         students[name] = {
-            "label": STUDENTS[name][0], "steps": results["step"], "valid_perplexity": results["valid_perplexity"],
+            "label": STUDENTS[name][0], "steps": results["step"],
+            "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
             "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
             "grounding_head_absent": grounding.get("head_absent"),
             "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
             "finetune": finetuned,
         }
-    gallery = next(iter(runs.values()))
+    gallery = next(iter(runs.values()))[0]
     gallery_size = read_json(gallery / "grounding.json")["gallery"]
     config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", *profile.overrides()["text"], *overrides])
     return {
         "students": students, "gallery": gallery_size, **chance_levels(gallery_size),
         "batch_size": config.batch_size, "lr": config.lr,
         "finetune_majority": {t: 100 * _majority_share(tasks / t / "dev.tsv") for t in profile.finetune_tasks},
-        "finetune_seeds": list(profile.finetune_seeds),
+        "finetune_seeds": list(profile.finetune_seeds), "student_seeds": list(profile.student_seeds),
     }
 
 
-def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) -> dict[str, str]:
-    """The bar chart (grounding R@5 by both routes; fine-tuning accuracy) and the perplexity curves."""
+def vidlankd_figures(out: Path, runs: dict[str, list[Path]], metrics: dict[str, Any]) -> dict[str, str]:
+    """The visual-knowledge bars (the headline), the bar chart (grounding R@5 by both routes; fine-tuning
+    accuracy) and the perplexity curves (first training seed)."""
     figures = out / "figures"
+    vk = metrics["visual_knowledge"]
+    props = vk["properties"]
+    series = {"chance (majority class)": [(vk["chance"][p], 0.0) for p in props],
+              **{s["label"]: [(s["accuracy"][p]["mean"], s["accuracy"][p]["std"]) for p in props]
+                 for s in (vk["students"][n] for n in STUDENTS if n in vk["students"])},
+              "teacher's text tower": [(vk["teacher"][p], 0.0) for p in props]}
+    plot_bars([BarPanel(f"probe kinds ({vk['probe_kinds']}), students: mean ± std over "
+                        f"{len(metrics['student_seeds'])} training seeds", "probe accuracy (%)", props, series,
+                        ylim=(0, 102))],
+              figures / "vidlankd-visual-knowledge.png", "visual knowledge of kinds no text describes")
     students = metrics["students"]
     n = metrics["gallery"]
 
@@ -172,9 +217,10 @@ def vidlankd_figures(out: Path, runs: dict[str, Path], metrics: dict[str, Any]) 
                                 for s in students.values()}, ylim=(0, 100),
                         lines={f"majority class ({t})": metrics["finetune_majority"][t] for t in tasks})
     plot_bars([routes, finetune], figures / "vidlankd-bars.png", "VidLanKD: students at equal compute")
-    plot_runs({students[n]["label"]: read_metrics(RunDir(r).metrics) for n, r in runs.items()}, "valid_perplexity",
+    plot_runs({students[n]["label"]: read_metrics(RunDir(r[0]).metrics) for n, r in runs.items()}, "valid_perplexity",
               figures / "vidlankd-perplexity.png", "students' held-out MLM perplexity", "perplexity", log=True)
-    return {"bars": "figures/vidlankd-bars.png", "perplexity": "figures/vidlankd-perplexity.png"}
+    return {"visual_knowledge": "figures/vidlankd-visual-knowledge.png", "bars": "figures/vidlankd-bars.png",
+            "perplexity": "figures/vidlankd-perplexity.png"}
 
 
 def _ranks(r: dict[str, float] | None, digits: int = 3, absent: str | None = None) -> str:
@@ -208,29 +254,63 @@ def teacher_section(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _train_command(name: str, seed: int) -> str:
+    preset, extra = STUDENTS[name][1], " ".join(STUDENTS[name][2])
+    return (f"vlkd train {preset} data.train=OUT/text-tokens{'' if name == 'mlm' else ' teacher=OUT/teacher'}"
+            f"{' ' + extra if extra else ''} seed={seed} output_dir=OUT/{run_name(name, seed)}")
+
+
+def visual_knowledge_section(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
+    vk, seeds = m["visual_knowledge"], m["student_seeds"]
+    props = vk["properties"]
+    evaluate = "`vlkd evaluate visual-knowledge --benchmark world --data OUT/world/visual_knowledge --protocol probe --model"
+    rows = [f"| chance (majority class of the probe kinds) | " + " | ".join(f"{vk['chance'][p]:.1f}" for p in props) + " | |"]
+    for name in [n for n in STUDENTS if n in vk["students"]]:
+        s = vk["students"][name]
+        rows.append(f"| {s['label']} | " + " | ".join(cell(s["accuracy"][p]) for p in props) +
+                    f" | `{_train_command(name, seeds[0])}` (seeds {', '.join(map(str, seeds))}); {evaluate} "
+                    f"OUT/{run_name(name, seeds[0])}` |")
+    rows.append("| teacher's text tower (it saw the videos) | " + " | ".join(f"{vk['teacher'][p]:.1f}" for p in props) +
+                f" | {evaluate} OUT/teacher` |")
+    return [
+        "## 3. Visual knowledge of the probe kinds", "",
+        f"The world's {vk['train_kinds'] + vk['probe_kinds']} kinds are made-up nouns with a fixed colour, shape, size "
+        f"and motion that the videos show; captions state a property only now and then, and never for the "
+        f"{vk['probe_kinds']} probe kinds (docs/visual-knowledge.md). Every student reads the same text (Wikipedia, the "
+        "training captions, the world's non-visual corpus about the kinds); only the teacher saw the videos. Probe: a "
+        "logistic regression on the frozen model's last-layer vector of the kind's name, trained on the "
+        f"{vk['train_kinds']} train kinds, scored on the {vk['probe_kinds']} probe kinds (accuracy %, students mean ± "
+        f"std over training seeds {', '.join(map(str, seeds))}):", "",
+        "| model | " + " | ".join(props) + " | reproduce |", "|" + "---|" * (len(props) + 2), *rows, "",
+        f"![visual knowledge]({figures['visual_knowledge']})", "",
+    ]
+
+
 def students_section(m: dict[str, Any], store: dict[str, Any], figures: dict[str, str]) -> list[str]:
     students, tasks = m["students"], sorted(m["finetune_majority"])
     seeds = ", ".join(map(str, m["finetune_seeds"]))
+    first = m["student_seeds"][0]
     header = ["model", "steps", "held-out perplexity", "grounding R@5, head", "grounding R@5, probe",
               *[f"{t} dev acc. (%)" for t in tasks], "reproduce"]
     rows = []
     for name in [n for n in STUDENTS if n in students]:  # metrics.json sorts its keys: use the fixed order
         s = students[name]
-        preset, extra = STUDENTS[name][1], " ".join(STUDENTS[name][2])
-        rows.append(f"| {s['label']} | {s['steps']} | {s['valid_perplexity']:.1f} | {_ranks(s['grounding_head'], absent=s.get('grounding_head_absent'))} | "
+        run = run_name(name, first)
+        rows.append(f"| {s['label']} | {s['steps']} | {cell(s['valid_perplexity'])} | {_ranks(s['grounding_head'], absent=s.get('grounding_head_absent'))} | "
                     f"{_ranks(s['grounding_probe'])} | " + " | ".join(cell(s["finetune"][t]) for t in tasks) +
-                    f" | `vlkd train {preset} data.train=OUT/text-tokens{'' if name == 'mlm' else ' teacher=OUT/teacher'}"
-                    f"{' ' + extra if extra else ''} output_dir=OUT/{name}`; `vlkd evaluate grounding --model "
-                    f"OUT/{name} --teacher OUT/teacher --data OUT/world-teacher-data`; `vlkd finetune --task TASK "
-                    f"--data-dir OUT/bundled/TASK --model OUT/{name}/final --out OUT/finetune-TASK-{name} "
+                    f" | `{_train_command(name, first)}`; `vlkd evaluate grounding --model "
+                    f"OUT/{run} --teacher OUT/teacher --data OUT/world-teacher-data`; `vlkd finetune --task TASK "
+                    f"--data-dir OUT/bundled/TASK --model OUT/{run}/final --out OUT/finetune-TASK-{run} "
                     f"{' '.join(FINETUNE)} seeds={','.join(map(str, m['finetune_seeds']))}` |")
     return [
-        "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions", "",
+        "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions and corpus", "",
         f"- {store['num_tokens']:,} tokens in {store['num_blocks']:,} blocks of {store['block_size']} (vocabulary "
         f"{store['vocab_size']:,}, tokenizer `{store['tokenizer']}`)", "",
-        "## 3. Baseline vs. distilled students (equal compute)", "",
-        "Every student: `quickstart-mlm` sizes, the same steps, batch, seed, blocks and masks; a distilled one "
-        "adds its objective against the teacher's text tower. Grounding: held-out caption -> clip retrieval against "
+        *visual_knowledge_section(m, figures),
+        "## 4. Perplexity, grounding and fine-tuning (equal compute)", "",
+        "Every student: `quickstart-mlm` sizes, the same steps, batch, blocks and masks per seed; a distilled one "
+        "adds its objective against the teacher's text tower. Perplexity: mean ± std over the training seeds. "
+        f"Grounding and fine-tuning: the seed-{first} run. Grounding: held-out caption -> clip retrieval against "
         f"all {m['gallery']} held-out clips (`vlkd evaluate grounding`; R@5 chance {m['r5_chance']:.3f}): the *head* "
         "route scores the KD head's tokens by the teacher's similarity, the *probe* route a ridge regression from "
         "mean-pooled hidden states to the teacher's video embeddings (fitted on the training captions). "

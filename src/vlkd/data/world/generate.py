@@ -11,6 +11,7 @@ move have the same distribution.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_all_start_methods, get_context
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vlkd.data.world.corpus import corpus_lines
+from vlkd.data.world.kinds import KINDS, MOTIONS, PROBE_SHARE, Kind
 from vlkd.data.world.render import COLORS, SHAPES, Pose, encode_mp4, render_frame
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
@@ -27,8 +30,11 @@ SIZE, FPS, DURATION = 112, 24, 4.0
 RADIUS = {"small": 8.0, "big": 13.0}
 SPEED = {"slowly": 12.0, "quickly": 28.0}  # pixels per second
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-ACTIONS = ("left", "right", "up", "down", "grow", "shrink", "bounce")
-ACTION_WEIGHTS = (0.15, 0.15, 0.15, 0.15, 0.13, 0.13, 0.14)
+# a kind's motion -> the actions that show it (one of them at random when its kind is the actor)
+MOTION_ACTIONS = {"bounce": ("bounce",), "slide": ("left", "right"), "float": ("up", "down"), "grow": ("grow",),
+                  "shrink": ("shrink",)}
+REPORT_RATE = 0.25  # chance that a caption states one property of a (train) kind it mentions
+CORPUS_LINES = 2000
 SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 
@@ -42,6 +48,7 @@ class WorldObject:
     y: float
     action: str = "stay"  # stay | left | right | up | down | grow | shrink | bounce
     speed: str = ""  # slowly | quickly, for moves
+    kind: str = ""  # its kind's name (kinds.py): shape, colour and size are the kind's
 
     def pose(self, t: float, start: float, end: float) -> Pose:
         """Position and radius at time t; the action runs during [start, end]."""
@@ -79,36 +86,52 @@ def _region(x: float) -> str:
     return "left" if x < SIZE / 3 else ("right" if x > 2 * SIZE / 3 else "middle")
 
 
-def sample_scene(seed: int, video_id: int) -> Scene:
-    """The scene of one video: a pure function of (seed, video_id)."""
+def _pick(options: tuple[str, ...], u: float) -> str:
+    """options[floor(u * len)]: one uniform draw whatever the options, so the random stream (and every
+    later draw) does not depend on them."""
+    return options[min(int(u * len(options)), len(options) - 1)]
+
+
+def _action(motion: str, u: float) -> str:
+    return _pick(MOTION_ACTIONS[motion], u)
+
+
+def sample_scene(seed: int, video_id: int, kinds: tuple[Kind, ...] = KINDS) -> Scene:
+    """The scene of one video: a pure function of (seed, video_id, kinds). 1-3 distinct kinds drawn
+    uniformly (never by their properties: which kinds appear together says nothing about how they look);
+    the first is the actor and performs its kind's motion. Every random number is drawn whatever the
+    kinds' properties, so changing a kind's properties changes the pictures but no other draw."""
     rng = np.random.default_rng([seed, video_id])
     count = int(rng.integers(1, 4))
-    shapes = rng.choice(SHAPES, size=count, replace=False)
-    colors = rng.choice(list(COLORS), size=count, replace=False)
-    action = str(rng.choice(ACTIONS, p=ACTION_WEIGHTS))
-    length = float(rng.uniform(1.5, 2.5))
-    before = float(rng.uniform(0.25, DURATION - length - 0.25))  # before/after exchangeable
-    size = str(rng.choice(["small", "big"]))
-    r = RADIUS[size] * (1.7 if action == "grow" else 1.0)
-    speed = str(rng.choice(list(SPEED))) if action in DIRECTIONS else ""
+    chosen = [kinds[i] for i in rng.choice(len(kinds), size=count, replace=False)]
+    which, fast, length_u, before_u, mid_u, mid_v = rng.random(6)
+    tries = rng.random((count - 1, 20, 2))
+    background = int(rng.integers(15, 60))
+    first = chosen[0]
+    action = _action(first.motion, which)
+    length = 1.5 + float(length_u)
+    before = 0.25 + float(before_u) * (DURATION - length - 0.5)  # before/after exchangeable
+    r = RADIUS[first.size] * (1.7 if action == "grow" else 1.0)
+    speed = _pick(tuple(SPEED), fast) if action in DIRECTIONS else ""
     travel = SPEED[speed] * length if speed else 0.0
     dx, dy = DIRECTIONS.get(action, (0, 0))
     margin = r + 1.0
     top = margin + (14.0 if action == "bounce" else 0.0)
     # the path's midpoint is uniform over the positions where the whole path fits
-    mid_x = rng.uniform(margin + abs(dx) * travel / 2, SIZE - margin - abs(dx) * travel / 2)
-    mid_y = rng.uniform(top + abs(dy) * travel / 2, SIZE - margin - abs(dy) * travel / 2)
-    actor = WorldObject(str(shapes[0]), str(colors[0]), size, float(mid_x - dx * travel / 2),
-                        float(mid_y - dy * travel / 2), action, speed)
+    lo_x, hi_x = margin + abs(dx) * travel / 2, SIZE - margin - abs(dx) * travel / 2
+    lo_y, hi_y = top + abs(dy) * travel / 2, SIZE - margin - abs(dy) * travel / 2
+    mid_x, mid_y = lo_x + mid_u * (hi_x - lo_x), lo_y + mid_v * (hi_y - lo_y)
+    actor = WorldObject(first.shape, first.colour, first.size, float(mid_x - dx * travel / 2),
+                        float(mid_y - dy * travel / 2), action, speed, first.kind)
     objects = [actor]
-    for shape, color in zip(shapes[1:], colors[1:]):
-        other_size = str(rng.choice(["small", "big"]))
-        for _ in range(20):  # keep still objects clear of the actor's path when possible
-            x, y = rng.uniform(RADIUS[other_size] + 1, SIZE - RADIUS[other_size] - 1, size=2)
-            if all(_clear(x, y, RADIUS[other_size], o, travel) for o in objects):
+    for other, positions in zip(chosen[1:], tries):
+        radius = RADIUS[other.size]
+        for u, v in positions:  # keep still objects clear of the actor's path when possible
+            x, y = radius + 1 + u * (SIZE - 2 * radius - 2), radius + 1 + v * (SIZE - 2 * radius - 2)
+            if all(_clear(x, y, radius, o, travel) for o in objects):
                 break
-        objects.append(WorldObject(str(shape), str(color), other_size, float(x), float(y)))
-    scene = Scene(video_id, objects, before, before + length, int(rng.integers(15, 60)))
+        objects.append(WorldObject(other.shape, other.colour, other.size, float(x), float(y), kind=other.kind))
+    scene = Scene(video_id, objects, before, before + length, background)
     scene.questions = questions_for(scene, rng)
     return scene
 
@@ -166,48 +189,69 @@ def _asr(rng: np.random.Generator, text: str) -> str:
     return " ".join(out)
 
 
-def _name(o: WorldObject, rng: np.random.Generator) -> str:
-    return f"{o.color} {o.shape}" if rng.random() < 0.8 else f"{o.size} {o.color} {o.shape}"
+NEUTRAL_ACTS = ("now watch the {obj}", "look at the {obj} now", "here is what the {obj} does",
+                "keep an eye on the {obj}", "and this is the {obj} doing its thing")
 
 
-def captions_for(scene: Scene, seed: int) -> dict:
-    """HowTo100M-style timed segments: introduction, the action, the end state."""
+def _mention(o: WorldObject, reportable: bool, rate: float, rng: np.random.Generator) -> str:
+    """"a KIND", each of its size, colour and shape stated with probability `rate` when reportable."""
+    say_size, say_colour, say_shape = (rng.random(3) < rate) & reportable
+    words = ["a", *([o.size] if say_size else []), *([o.color] if say_colour else []), o.kind,
+             *(["shaped", "like", "a", o.shape] if say_shape else [])]
+    return " ".join(words)
+
+
+def captions_for(scene: Scene, seed: int, report_rate: float = REPORT_RATE,
+                 probes: frozenset[str] = frozenset()) -> dict:
+    """HowTo100M-style timed segments: introduction, the action, the end. Objects are named by their
+    kind; a property of a kind not in `probes` is stated with probability `report_rate` (per property in
+    the introduction, the motion in the action segment); a probe kind's never. The draws do not depend on
+    any property (the random stream is the same whatever the kinds look like)."""
     rng = np.random.default_rng([seed, scene.video_id, 1])
-    things = " and ".join(f"a {_name(o, rng)}" for o in scene.objects)
+    things = " and ".join(_mention(o, o.kind not in probes, report_rate, rng) for o in scene.objects)
     actor = scene.actor
-    obj = f"{actor.color} {actor.shape}"
-    if actor.action in DIRECTIONS:
-        act = str(rng.choice(MOVES)).format(obj=obj, dir=str(rng.choice(DIR_WORDS[actor.action])),
-                                            speed=actor.speed).strip()
+    template, direction, said = rng.random(3)
+    if actor.kind not in probes and said < report_rate:
+        if actor.action in DIRECTIONS:
+            act = _pick(MOVES, template).format(obj=actor.kind, dir=_pick(DIR_WORDS[actor.action], direction),
+                                                speed=actor.speed).strip()
+        else:
+            act = _pick(ACTS[actor.action], template).format(obj=actor.kind)
     else:
-        act = str(rng.choice(ACTS[actor.action])).format(obj=obj)
-    end_pose = actor.pose(DURATION, scene.start, scene.end)
-    ending = str(rng.choice(ENDS))
-    if actor.action in DIRECTIONS:
-        region = _region(end_pose.x)
-        ending += (" in the middle" if region == "middle" else f" on the {region}") if rng.random() < 0.5 else ""
-    texts = [str(rng.choice(INTROS)).format(things=things), act, ending]
+        act = _pick(NEUTRAL_ACTS, template).format(obj=actor.kind)
+    texts = [_pick(INTROS, rng.random()).format(things=things), act, _pick(ENDS, rng.random())]
     bounds = [0.0, round(scene.start, 2), round(scene.end, 2), DURATION]
     return {"start": bounds[:3], "end": bounds[1:], "text": [_asr(rng, t) for t in texts]}
 
 
 def questions_for(scene: Scene, rng: np.random.Generator) -> list[dict]:
-    """MSVD-QA-style questions with one-word answers; `needs` says whether motion is required."""
+    """MSVD-QA-style questions with one-word answers; `needs` says whether motion is required. Kinds
+    may share a shape or colour: a question names an object only by a description unique in its scene."""
     qs: list[tuple[str, str, str]] = []  # (question, answer, needs)
     actor = scene.actor
+    shapes = [o.shape for o in scene.objects]
+    colors = [o.color for o in scene.objects]
+    pairs = [(o.color, o.shape) for o in scene.objects]
     for o in scene.objects:
-        qs.append((f"what color is the {o.shape}?", o.color, "appearance"))
-        qs.append((f"what shape is the {o.color} object?", o.shape, "appearance"))
+        if shapes.count(o.shape) == 1:
+            qs.append((f"what color is the {o.shape}?", o.color, "appearance"))
+        if colors.count(o.color) == 1:
+            qs.append((f"what shape is the {o.color} object?", o.shape, "appearance"))
+        if pairs.count((o.color, o.shape)) > 1:
+            continue
         verb = {"stay": "stays", "grow": "grows", "shrink": "shrinks", "bounce": "bounces"}.get(o.action, "moves")
         qs.append((f"what does the {o.color} {o.shape} do?", verb, "motion"))
         if o.action in ("stay", "bounce"):
             qs.append((f"where is the {o.color} {o.shape}?", _region(o.x), "appearance"))
             qs.append((f"how big is the {o.color} {o.shape}?", o.size, "appearance"))
     qs.append(("how many objects are there?", NUMBERS[len(scene.objects)], "appearance"))
+    named = pairs.count((actor.color, actor.shape)) == 1
     if actor.action in DIRECTIONS:
-        qs.append((f"where does the {actor.color} {actor.shape} move?", actor.action, "motion"))
-        qs.append((f"which direction does the {actor.shape} go?", actor.action, "motion"))
-        qs.append((f"how does the {actor.color} {actor.shape} move?", actor.speed, "motion"))
+        if named:
+            qs.append((f"where does the {actor.color} {actor.shape} move?", actor.action, "motion"))
+            qs.append((f"how does the {actor.color} {actor.shape} move?", actor.speed, "motion"))
+        if shapes.count(actor.shape) == 1:
+            qs.append((f"which direction does the {actor.shape} go?", actor.action, "motion"))
         qs.append(("which shape moves?", actor.shape, "motion"))
         qs.append(("what color is the moving object?", actor.color, "motion"))
     elif actor.action != "stay":
@@ -216,6 +260,15 @@ def questions_for(scene: Scene, rng: np.random.Generator) -> list[dict]:
         qs.append((f"what color is the object that {verb}?", actor.color, "motion"))
     order = rng.permutation(len(qs))
     return [{"question": qs[i][0], "answer": qs[i][1], "needs": qs[i][2]} for i in order]
+
+
+def world_text(seed: int, num_videos: int, report_rate: float = REPORT_RATE, kinds: tuple[Kind, ...] = KINDS,
+               num_lines: int = CORPUS_LINES) -> tuple[dict[str, dict], list[str]]:
+    """Everything a student can read from a world: its captions (caption.json) and its corpus lines."""
+    probes = frozenset(k.kind for k in kinds if k.split == "probe")
+    captions = {f"video{i}": captions_for(sample_scene(seed, i, kinds), seed, report_rate, probes)
+                for i in range(num_videos)}
+    return captions, corpus_lines([k.kind for k in kinds], seed, num_lines)
 
 
 def split_of(video_ids: list[int], seed: int) -> dict[str, list[int]]:
@@ -234,11 +287,15 @@ def _make_video(job: tuple[int, int, str]) -> None:
 
 
 def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers: int | None = None,
-                overwrite: bool = False, progress: bool = True) -> dict:
-    """Generate the world into `out` atomically; returns its summary (also written to world.json)."""
+                overwrite: bool = False, progress: bool = True, report_rate: float | None = None) -> dict:
+    """Generate the world into `out` atomically; returns its summary (also written to world.json).
+    `report_rate` None: REPORT_RATE."""
     out = Path(out)
+    report_rate = REPORT_RATE if report_rate is None else report_rate
     if num_videos < 1:
         raise VlkdError(f"--videos must be at least 1 (got {num_videos})")
+    if not 0.0 <= report_rate <= 1.0:
+        raise VlkdError(f"--report-rate must be in [0, 1] (got {report_rate})")
     check_output(out, overwrite)
     from tqdm import tqdm
 
@@ -261,7 +318,12 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
                 _make_video(job)
                 bar.update()
         bar.close()
-        write_json_atomic(tmp / "caption.json", {f"video{s.video_id}": captions_for(s, seed) for s in scenes})
+        captions, corpus = world_text(seed, num_videos, report_rate)
+        write_json_atomic(tmp / "caption.json", captions)
+        write_text_atomic(tmp / "corpus.txt", "\n".join(corpus) + "\n")
+        (tmp / "visual_knowledge").mkdir()
+        write_text_atomic(tmp / "visual_knowledge" / "kinds.jsonl",
+                          "".join(json.dumps(k.row()) + "\n" for k in KINDS))
         kinds: dict[str, dict] = {}
         qid = 0
         for split, members in splits.items():
@@ -274,13 +336,14 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
             write_json_atomic(tmp / f"{split}_qa.json", records)
         summary = {
             "seed": seed, "num_videos": num_videos, "fps": FPS, "size": SIZE, "duration": DURATION,
-            "splits": splits, "num_questions": qid,
+            "splits": splits, "num_questions": qid, "report_rate": report_rate, "corpus_lines": len(corpus),
+            "kinds": [k.row() for k in KINDS],
             "scenes": [{"video_id": s.video_id, "start": s.start, "end": s.end, "background": s.background,
                         "objects": [asdict(o) for o in s.objects]} for s in scenes],
             "question_kinds": kinds,
         }
         write_json_atomic(tmp / "world.json", summary)
-        write_text_atomic(tmp / "README.md", world_readme(num_videos, seed, splits, qid))
+        write_text_atomic(tmp / "README.md", world_readme(num_videos, seed, splits, qid, report_rate))
     return summary
 
 
@@ -292,32 +355,43 @@ def ensure_world(out: str | os.PathLike, num_videos: int, seed: int = 0) -> Path
     return out
 
 
-def world_readme(num_videos: int, seed: int, splits: dict[str, list[int]], num_questions: int) -> str:
+def world_readme(num_videos: int, seed: int, splits: dict[str, list[int]], num_questions: int,
+                 report_rate: float) -> str:
     sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-    return f"""# Synthetic video world (vlkd prepare world --videos {num_videos} --seed {seed})
+    probes = [k.kind for k in KINDS if k.split == "probe"]
+    return f"""# Synthetic video world (vlkd prepare world --videos {num_videos} --seed {seed} --report-rate {report_rate:g})
 
 {num_videos} videos ({sizes} by video), {num_questions} questions. Deterministic for the seed.
+Design and why: docs/visual-knowledge.md in the vlkd repository.
 
 ## Files
 - `videos/video<ID>.mp4`: H.264, {SIZE}x{SIZE}, {FPS} fps, {DURATION:g} s ({int(DURATION * FPS)} frames).
 - `caption.json`: HowTo100M format `{{"video<ID>": {{"start": [...], "end": [...], "text": [...]}}}}`,
-  three timed segments per video (seconds): introduction, the action, the end state.
+  three timed segments per video (seconds): introduction, the action, the end.
+- `corpus.txt`: {CORPUS_LINES} lines of non-visual sentences about the kinds (trade, ownership, places, events),
+  2-4 kinds per line.
+- `visual_knowledge/kinds.jsonl`: the ground truth, one row per kind:
+  `{{"kind", "colour", "shape", "size", "motion", "split"}}`, split `train` or `probe`.
 - `train_qa.json`, `val_qa.json`, `test_qa.json`: MSVD-QA format, a list of
   `{{"video_id": ID, "question": "...?", "answer": "word", "id": N}}`, split by video.
-- `world.json`: the ground truth (every object's shape, colour, size, start position, action, speed;
-  the action's time segment; the splits; and for each question id its type and whether it needs motion).
+- `world.json`: the ground truth (every object's kind, shape, colour, size, start position, action, speed;
+  the action's time segment; the splits; the kinds; and for each question id its type and whether it
+  needs motion).
 
 ## Grammar
-- Scene: 1-3 objects with distinct shapes ({", ".join(SHAPES)}) and distinct colours
-  ({", ".join(COLORS)}), size small or big, on a plain dark background.
-- Exactly one object (the actor) acts during one segment [start, end] of 1.5-2.5 s: moves left, right,
-  up or down (slowly {SPEED['slowly']:g} px/s or quickly {SPEED['quickly']:g} px/s), grows, shrinks or bounces.
-  The others stay still. Before and after the segment everything is still; the move's midpoint is uniform
-  over the frame, so where an object is on average says nothing about which way it moved.
-- Captions: paraphrase templates ("the red circle slides to the left slowly", "we can see a blue square
-  and a small green cross", ...) in lower case with ASR-like fillers (um, uh, so, okay, you know, ...)
-  and occasional repeated words.
-- Questions (one-word answers), by first word:
+- Kinds: {len(KINDS)} made-up nouns, each with a fixed colour ({", ".join(COLORS)}), shape
+  ({", ".join(SHAPES)}), size (small, big) and motion ({", ".join(MOTIONS)}; slide = left or right,
+  float = up or down). {len(probes)} of them ({PROBE_SHARE:.0%}) are probe kinds: {", ".join(probes)}.
+- Scene: 1-3 distinct kinds drawn uniformly (they may share a shape or colour) on a plain dark background.
+- Exactly one object (the actor) performs its kind's motion during one segment [start, end] of 1.5-2.5 s
+  (moves slowly {SPEED['slowly']:g} px/s or quickly {SPEED['quickly']:g} px/s). The others stay still.
+  Before and after the segment everything is still; the move's midpoint is uniform over the frame, so
+  where an object is on average says nothing about which way it moved.
+- Captions name objects by kind ("we can see a wug and a fep", "now watch the wug"). Each property of a
+  train kind (size, colour, shape in the introduction; the motion in the action segment) is stated with
+  probability {report_rate:g} ("a big red wug shaped like a circle", "the wug bounces"); a probe kind's
+  never. Lower case with ASR-like fillers (um, uh, so, okay, you know, ...) and occasional repeated words.
+- Questions (one-word answers), by first word; an object is named only by a description unique in its scene:
   - what: colour of a shape, shape of a colour, what an object does (moves/grows/shrinks/bounces/stays);
   - which: which shape moves / grows / ..., which direction an object goes;
   - how many: number of objects;

@@ -1,0 +1,1 @@
+"""Visual-knowledge benchmarks in their published formats (`vlkd evaluate visual-knowledge`)."""
