@@ -328,6 +328,18 @@ def cmd_evaluate_diagnostic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_vidlankd(args: argparse.Namespace) -> int:
+    from vlkd.models.vidlankd import import_vidlankd, key_groups
+
+    done = import_vidlankd(args.checkpoint, args.role, args.tokenizer, args.out)
+    print(f"vlkd: import: unexpected keys (not imported): {key_groups(done.unexpected)}", file=sys.stderr)
+    print(f"vlkd: import: missing keys (freshly initialised): {key_groups(done.missing)}", file=sys.stderr)
+    what = ("teacher run (text tower only: use it as teacher= of task: distill)" if done.role == "teacher" else
+            "student final/" + (" with its KD head" if done.kd_head else " (no KD head)"))
+    print(f"{done.out}: {what}, {done.config['num_hidden_layers']}L/{done.config['hidden_size']}H")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vlkd.report import summarize_run
 
@@ -612,6 +624,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=126, help="tokens per pair (default 126, as fine-tuning)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
     p.set_defaults(func=cmd_evaluate_diagnostic)
+
+    imports = sub.add_parser("import", help="convert another project's released checkpoint").add_subparsers(
+        dest="source", metavar="SOURCE", required=True)
+    p = imports.add_parser("vidlankd", help="a released VidLanKD teacher or student (pytorch_model.bin)",
+                           description="Convert a released VidLanKD checkpoint (transformers-3.3 pytorch_model.bin "
+                                       "of CoLwithBert + config.json, loaded with weights_only) into a vlkd run "
+                                       "directory. --role teacher: OUT/final/text, a teacher run usable as teacher= "
+                                       "of task: distill (text tower only: commands that need a video tower refuse "
+                                       "it). --role student: OUT/final/ (a save_pretrained BERT) with "
+                                       "kd1_student_head as its KD head in final/kd_head/. Unexpected and missing "
+                                       "keys are reported on one line each.")
+    p.add_argument("--checkpoint", required=True, help="directory with config.json and pytorch_model.bin")
+    p.add_argument("--role", required=True, choices=["teacher", "student"], help="what the checkpoint is")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (bert-base-uncased's files, or "
+                                                      "bundled:minilm: the same vocabulary)")
+    p.add_argument("--out", required=True, help="output run directory (new or empty)")
+    p.set_defaults(func=cmd_import_vidlankd, out_kind="dir")
 
     p = sub.add_parser("report", help="markdown summary and PNG curves of a run directory",
                        description="Writes RUN_DIR/report.md and RUN_DIR/curves.png from RUN_DIR/metrics.jsonl.")

@@ -31,7 +31,7 @@ from vlkd.errors import VlkdError
 from vlkd.eval.retrieval import EVAL_BATCH, caption_query, retrieval_metrics
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic
 from vlkd.models.student import KD_HEAD_DIR, KDHead, has_kd_head, load_kd_head
-from vlkd.models.teacher import VideoTextTeacher, load_teacher
+from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, load_teacher
 from vlkd.rundir import FINAL
 
 HELD_OUT, FIT = "valid", "train"
@@ -110,6 +110,8 @@ def _teacher_dir(teacher_run: Path) -> Path:
     for candidate in (teacher_run / FINAL, teacher_run):
         if (candidate / "text").is_dir() and (candidate / "video").is_dir():
             return candidate
+        if (candidate / "text" / "config.json").is_file():
+            raise VlkdError(NO_VIDEO_TOWER + "; grounding needs one", candidate)
     raise VlkdError("not a teacher run (no final/text and final/video)", teacher_run)
 
 
