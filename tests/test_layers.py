@@ -19,7 +19,8 @@ import vlkd
 
 SRC = Path(vlkd.__file__).parent
 LEVELS = {
-    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "__init__": 0,
+    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "card": 0,
+    "__init__": 0,
     "config": 1,
     "data": 2, "video": 2, "models": 2, "losses": 2,
     "eval": 3, "report": 3,

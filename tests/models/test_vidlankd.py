@@ -75,7 +75,7 @@ def test_teacher_imports_and_serves_a_two_step_distill_run(token_store: Path, tm
     report = report_lines(result.stderr)
     assert "visual_hinge_head.dense" in report["unexpected"] and "(6 keys)" in report["unexpected"]
     assert "position_ids" not in report["unexpected"] and report["missing"].endswith(": none")
-    assert sorted(p.name for p in (out / "final").iterdir()) == ["text"]  # no video tower
+    assert sorted(p.name for p in (out / "final").iterdir()) == ["README.md", "text"]  # no video tower
     assert_same_bert(AutoModelForMaskedLM.from_pretrained(out / "final" / "text"), state)
 
     run = tmp_path / "student"
@@ -130,6 +130,8 @@ def test_student_imports_with_its_kd_head_and_finetunes(tmp_path: Path) -> None:
     expected = h / h.norm(dim=-1, keepdim=True)
     torch.testing.assert_close(load_kd_head(final)(x), expected)
 
+    card = (final / "README.md").read_text()
+    assert "imported with `vlkd import vidlankd --role student`" in card and "No evaluation was run." in card
     tuned = tmp_path / "rte"
     assert main(["finetune", "--task", "rte", "--data-dir", str(FIXTURES / "RTE"), "--model", str(out),
                  "--out", str(tuned), "max_steps=2", "batch_size=4", "progress=false",
@@ -137,12 +139,16 @@ def test_student_imports_with_its_kd_head_and_finetunes(tmp_path: Path) -> None:
     assert set(json.loads((tuned / "eval_results.json").read_text())) == {"accuracy"}
 
 
-def test_a_student_without_a_kd_head_is_reported_missing(tmp_path: Path) -> None:
+def test_missing_tensors_and_a_missing_kd_head_are_reported(tmp_path: Path) -> None:
     state = reference_checkpoint(tmp_path / "released", "student", seed=3)
-    torch.save({k: v for k, v in state.items() if not k.startswith("kd1_")}, tmp_path / "released" / "pytorch_model.bin")
+    kept = {k: v for k, v in state.items() if not k.startswith(("kd1_", "cls.predictions.transform.dense."))}
+    kept["bert.pooler.dense.weight"] = torch.zeros(HIDDEN, HIDDEN)  # older BertForMaskedLM saves had a pooler
+    torch.save(kept, tmp_path / "released" / "pytorch_model.bin")
     result = import_cli(tmp_path / "released", "student", tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "kd1_student_head.*" in report_lines(result.stderr)["missing"]
+    report = report_lines(result.stderr)
+    assert report["missing"].endswith("cls.predictions.transform.dense, kd1_student_head.* (3 keys)"), report
+    assert report["unexpected"].startswith("vlkd: import: unexpected keys (not imported): bert.pooler.dense, ")
     assert not (tmp_path / "out" / "final" / "kd_head").exists()
 
 

@@ -27,6 +27,7 @@ import torch
 import yaml
 from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
+from vlkd.card import write_model_cards
 from vlkd.data.tokenizer import load_tokenizer, resolve_tokenizer
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, file_sha256, read_json
@@ -184,6 +185,7 @@ def import_vidlankd(checkpoint: str | os.PathLike, role: Literal["teacher", "stu
         if head is not None:
             save_kd_head(head, model_dir)
         (tmp / CONFIG).write_text(yaml.safe_dump(run_config, sort_keys=False), encoding="utf-8")
+    write_model_cards(out)
     return Imported(role, out, unexpected, missing, config, head is not None)
 
 
