@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from vlkd import report
+from vlkd.cli import main
 from vlkd.report import BarPanel, metric_kind, plot_bars, plot_curves, plot_runs
 
 
@@ -43,3 +44,34 @@ def test_bars_and_runs_write_pngs(tmp_path: Path) -> None:
     plot_runs({"a": [{"step": 0, "valid_perplexity": 100.0}, {"step": 5, "valid_perplexity": 50.0}]},
               "valid_perplexity", tmp_path / "ppl.png", "ppl", "perplexity", log=True)
     assert (tmp_path / "bars.png").read_bytes()[:4] == (tmp_path / "ppl.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _report_cli(run: Path, lines: list[bytes], capsys: pytest.CaptureFixture) -> tuple[int, list[str]]:
+    run.mkdir()
+    (run / "metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    code = main(["report", str(run)])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_report_on_a_record_without_step_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, err = _report_cli(tmp_path / "run", [b'{"step": 1, "loss": 2.0}', b'{"loss": 1.5}'], capsys)
+    assert code == 2 and len(err) == 1 and "record 2 has no integer 'step'" in err[0], err
+    assert not (tmp_path / "run" / "report.md").exists()
+
+
+def test_report_on_a_non_utf8_line_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, err = _report_cli(tmp_path / "run", [b'{"step": 1, "loss": 2.0}', b'{"step": 2, "loss": 1.\xff5}',
+                                               b'{"step": 3, "loss": 1.0}'], capsys)
+    assert code == 2 and len(err) == 1 and "line 2 is not UTF-8 text" in err[0], err
+    assert not (tmp_path / "run" / "report.md").exists()
+
+
+@pytest.mark.parametrize("tail", [b'{"step": 3, "lo', b'{"step": 3, "loss": "\xe2\x82'], ids=["json", "utf8"])
+def test_report_says_it_left_out_a_torn_last_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                  tail: bytes) -> None:
+    code, err = _report_cli(tmp_path / "run", [b'{"step": 1, "loss": 2.0}', b'{"step": 2, "loss": 1.5}', tail],
+                            capsys)
+    assert code == 0
+    assert err == [f"vlkd: note: left out the torn last line of {tmp_path / 'run' / 'metrics.jsonl'} (line 3, "
+                   "written when the run was killed)"]
+    assert "| last log | 2 | 1.5000 |" in (tmp_path / "run" / "report.md").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,14 @@ def plot_bars(panels: list[BarPanel], path: Path, title: str) -> None:
 def summarize_run(run_dir: str | Path) -> str:
     """Write RUN_DIR/report.md and RUN_DIR/curves.png; return the markdown."""
     run_dir = Path(run_dir)
-    records = read_metrics(RunDir(run_dir).metrics)
+    path = RunDir(run_dir).metrics
+    records = read_metrics(path, say=lambda note: print(f"vlkd: note: {note}", file=sys.stderr))
     if not records:
         raise VlkdError("no metrics.jsonl with records: not a vlkd run directory, or nothing logged yet", run_dir)
+    for number, record in enumerate(records, 1):
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise VlkdError(f"record {number} has no integer 'step' (every vlkd metrics record has one)", path)
     train = [r for r in records if "loss" in r]
     valid = [r for r in records if any(k.startswith("valid_") for k in r)]
     lines = [f"# Run report: `{run_dir}`", ""]

@@ -20,7 +20,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -168,22 +168,34 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path, say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The records of a metrics.jsonl (empty if there is none). A torn last line (a run killed during an
-    append) is left out; a malformed line elsewhere is an error naming it."""
+    append) is left out, and told to `say` when given; a malformed or non-UTF-8 line elsewhere is an error
+    naming it."""
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = path.read_bytes().splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            if number < len(lines):
+                raise VlkdError(f"line {number} is not UTF-8 text (invalid byte at column {e.start + 1})",
+                                path) from None
+            torn(say, path, number)
         except json.JSONDecodeError:
             if number < len(lines):
                 raise VlkdError(f"line {number} is not JSON", path) from None
+            torn(say, path, number)
     return records
+
+
+def torn(say: Callable[[str], None] | None, path: Path, number: int) -> None:
+    if say is not None:
+        say(f"left out the torn last line of {path} (line {number}, written when the run was killed)")
 
 
 def model_dir(run_or_model: str | Path, *required: str, what: str = "model") -> Path:

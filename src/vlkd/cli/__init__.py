@@ -10,12 +10,12 @@ import argparse
 import os
 import sys
 
-from vlkd.cli import evaluate, extract, finetune, ls, merge, prepare, quickstart, report, train
+from vlkd.cli import evaluate, extract, finetune, imports, ls, merge, prepare, quickstart, report, train
 from vlkd.cli.common import Parser, check_outputs, version
 from vlkd.errors import EXIT_BAD_INPUT, EXIT_PREEMPTED, Preempted, VlkdError
 from vlkd.heap import keep_heap
 
-COMMANDS = (ls, quickstart, prepare, train, finetune, extract, merge, evaluate, report)  # the order of --help
+COMMANDS = (ls, quickstart, prepare, train, finetune, extract, merge, evaluate, imports, report)  # the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,7 @@ from vlkd.engine.precision import resolve_precision
 from vlkd.heap import keep_heap
 from vlkd.inference import to_device
 from vlkd.errors import Preempted, VlkdError
+from vlkd.card import write_model_cards
 from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
 from vlkd.lock import DirLock
 from vlkd.preempt import StopSignals, ignore_stop_signals
@@ -358,6 +359,8 @@ class Trainer:
             self._say(f"run already complete at step {self.step}: {self.run.final}")
             if self.job.finish is not None:
                 self.job.finish(self.out)
+            if acc.is_main_process:
+                write_model_cards(self.out)
             return self.out
         n_params = sum(p.numel() for p in self.job.module.parameters() if p.requires_grad)
         self._say(f"{config.task}: {n_params / 1e6:.1f}M parameters, {acc.num_processes} process(es) on "
@@ -520,6 +523,8 @@ class Trainer:
         acc.wait_for_everyone()
         if self.job.finish is not None:
             self.job.finish(self.out)
+        if acc.is_main_process:  # after finish: the card shows fine-tuning's eval_results.json too
+            write_model_cards(self.out)
 
     def _train_mode(self) -> None:
         self.module.train()

@@ -40,7 +40,7 @@ from vlkd.inference import infer
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic
 from vlkd.losses import LOSSES
 from vlkd.models.student import KD_HEAD_DIR, KDHead, has_kd_head, load_kd_head
-from vlkd.models.teacher import VideoTextTeacher, load_teacher
+from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, load_teacher
 from vlkd.rundir import RunDir, load_run_config
 
 HELD_OUT, FIT = "valid", "train"
@@ -143,6 +143,8 @@ def _teacher_dir(teacher_run: Path) -> Path:
     for candidate in (RunDir(teacher_run).final, teacher_run):
         if (candidate / "text").is_dir() and (candidate / "video").is_dir():
             return candidate
+        if (candidate / "text" / "config.json").is_file():
+            raise VlkdError(NO_VIDEO_TOWER + "; grounding needs one", candidate)
     raise VlkdError("not a teacher run (no final/text and final/video)", teacher_run)
 
 

@@ -80,19 +80,32 @@ class VideoTower(nn.Module):
 
 
 class VideoTextTeacher(nn.Module):
-    """Text tower (BertForMaskedLM-compatible, saved with save_pretrained) + video tower."""
+    """Text tower (BertForMaskedLM-compatible, saved with save_pretrained) + video tower. A teacher imported
+    from a text-only checkpoint (`vlkd import vidlankd`) has no video tower (`video_cfg` None): it serves
+    distillation, which reads the text tower only."""
 
-    def __init__(self, text: BertForMaskedLM, video_cfg: VideoTowerConfig) -> None:
+    def __init__(self, text: BertForMaskedLM, video_cfg: VideoTowerConfig | None) -> None:
         super().__init__()
         self.text = text
-        self.video = VideoTower(video_cfg, out_dim=text.config.hidden_size)
+        self.video = VideoTower(video_cfg, out_dim=text.config.hidden_size) if video_cfg is not None else None
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Token features (B, L, H) of the text tower: the distillation target for the student."""
         return encode(self.text, input_ids, attention_mask)
 
     def encode_video(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.video is None:
+            raise VlkdError(NO_VIDEO_TOWER)
         return self.video(features, mask)
+
+
+NO_VIDEO_TOWER = ("this teacher has no video tower (a text-only import, `vlkd import vidlankd`): it serves "
+                  "`task: distill` only")
+TEXT_DIR = "text"  # a teacher's final/ holds text/ (the text tower + tokenizer) and video/
+
+
+def has_video_tower(final_dir: str | Path) -> bool:
+    return (Path(final_dir) / "video" / "config.json").is_file()
 
 
 def save_teacher(teacher: VideoTextTeacher, path: Path, tokenizer_dir: Path) -> None:
@@ -110,16 +123,24 @@ def teacher_depth(final_dir: str | Path) -> int | None:
     return checkpoint_depth(Path(final_dir) / "text")
 
 
-def load_teacher(final_dir: str | Path) -> VideoTextTeacher:
-    """Load a trained teacher from a run's `final/` (text/ via from_pretrained, video/ safetensors)."""
+def load_teacher(final_dir: str | Path, video: bool = True) -> VideoTextTeacher:
+    """Load a trained teacher from a run's `final/` (text/ via from_pretrained, video/ safetensors). With
+    `video=False` (distillation) a text-only teacher is accepted; else its missing video tower is an error."""
     final_dir = Path(final_dir)
-    for needed in (final_dir / "text" / "config.json", final_dir / "video" / "config.json",
-                   final_dir / "video" / "model.safetensors"):
-        if not needed.is_file():
-            raise VlkdError("not a teacher run's final/ directory (missing file)", needed)
+    text_config = final_dir / "text" / "config.json"
+    if text_config.is_file() and not has_video_tower(final_dir) and video:
+        raise VlkdError(NO_VIDEO_TOWER + "; this command needs one", final_dir)
+    needed = [text_config]
+    if video or has_video_tower(final_dir):
+        needed += [final_dir / "video" / "config.json", final_dir / "video" / "model.safetensors"]
+    for path in needed:
+        if not path.is_file():
+            raise VlkdError("not a teacher run's final/ directory (missing file)", path)
     check_safetensors_dir(final_dir / "text")
-    check_safetensors_dir(final_dir / "video")
     text = BertForMaskedLM.from_pretrained(final_dir / "text")
+    if not has_video_tower(final_dir):
+        return VideoTextTeacher(text, None).eval()
+    check_safetensors_dir(final_dir / "video")
     cfg = VideoTowerConfig(**json.loads((final_dir / "video" / "config.json").read_text(encoding="utf-8")))
     teacher = VideoTextTeacher(text, cfg)
     teacher.video.load_state_dict(load_file(final_dir / "video" / "model.safetensors"))

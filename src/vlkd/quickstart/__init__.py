@@ -28,6 +28,7 @@ import torch
 from vlkd.data.world.generate import ensure_world
 from vlkd.errors import VlkdError
 from vlkd.io import read_json, write_json_atomic, write_text_atomic
+from vlkd.quickstart.reuse import check_reused_stores
 from vlkd.quickstart.profile import PROFILES, QUICK, STUDENTS, Profile
 from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
@@ -161,6 +162,7 @@ def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str
     if jobs not in (1, 2):
         raise VlkdError(f"--jobs must be 1 or 2, got {jobs}")
     chosen = PROFILES[profile]
+    check_reused_stores(out, [p for p in PIPELINES if only in (None, p)])
     metrics = _stages(out, chosen, only, list(overrides or []), world_videos or chosen.world_videos, jobs)
     write_json_atomic(out / "metrics.json", metrics)
     report = out / "report.md"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
-from vlkd.data.tasks.squad import QAExample, encode_windows, extract_answers
+import numpy as np
+import pytest
+
+from vlkd.data.tasks.squad import QAExample, encode_windows, extract_answers, read_squad
 from vlkd.data.tokenizer import load_tokenizer
 
 CONTEXT = ("Ada Lovelace was born in London in 1815. She wrote the first program for the Analytical Engine, "
@@ -44,3 +48,21 @@ def test_extract_answers_best_span_and_null() -> None:
     assert extract_answers([ex], windows, logits, allow_null=False) == {"q": "Charles Babbage"}
     # spans longer than max_answer_length are never chosen
     assert extract_answers([ex], windows, logits, allow_null=False, max_answer_length=1) != {"q": "Charles Babbage"}
+
+
+def test_a_question_id_used_twice_is_named_in_a_notice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    def qa(qid: str, answer: str) -> dict:
+        return {"id": qid, "question": "Who?", "answers": [{"text": answer, "answer_start": CONTEXT.index(answer)}]}
+
+    qas = [qa("a1", "Charles Babbage"), qa("a2", "London"), qa("a1", "Ada Lovelace"), qa("a3", "1815"),
+           qa("a3", "1852")]
+    (tmp_path / "dev-v1.1.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": CONTEXT, "qas": qas}]}]}))
+    examples = read_squad("squad1", tmp_path, "dev")
+    assert [e.qid for e in examples] == ["a1", "a2", "a1", "a3", "a3"]  # nothing dropped
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vlkd: notice:") and "'a1', 'a3';" in err[0], err
+    qas[2]["id"] = "a4"
+    qas[4]["id"] = "a5"
+    (tmp_path / "dev-v1.1.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": CONTEXT, "qas": qas}]}]}))
+    read_squad("squad1", tmp_path, "dev")
+    assert capsys.readouterr().err == ""

@@ -280,3 +280,15 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path: Path, capsys: pytest
         assert piece in err, err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temporary directory left
+
+
+def test_glove_lines_of_another_width_are_skipped_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    glove = tmp_path / "glove.txt"
+    glove.write_text("the 1 2 3\ndog 1 2 3 4 5\nnew york 9 9 9\ncat 7 7 7 7\nis 4 5 6\nfox 0 0 0 0 0 0\n")
+    vectors, found = load_glove(glove, ["the", "dog", "new york", "cat", "is", "fox"])
+    assert found == 3 and vectors.tolist() == [[1, 2, 3], [0, 0, 0], [9, 9, 9], [0, 0, 0], [4, 5, 6], [0, 0, 0]]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vlkd: notice: {glove}: skipped 3 lines of another width (more than the first line's 3 values; "
+                   "first at line 2) among the lines read"]
+    load_glove(FIXTURE / "glove.txt", ["new york", "cat"])  # a word with spaces is not another width
+    assert capsys.readouterr().err == ""

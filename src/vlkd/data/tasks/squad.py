@@ -9,6 +9,8 @@ question; for v2 it answers "" when the [CLS] (null) score beats the best span.
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,11 @@ def read_squad(version: str, data_dir: Path, split: str) -> list[QAExample]:
         raise VlkdError(f"malformed SQuAD structure {where}: missing or wrong field {e}", path) from None
     if not examples:
         raise VlkdError("no questions", path)
+    repeated = [qid for qid, n in Counter(e.qid for e in examples).items() if n > 1]
+    if repeated:  # predictions and scores are keyed by id, as in the official evaluator: one answer per id
+        shown = ", ".join(repr(q) for q in repeated[:5]) + (f", ... ({len(repeated)} ids)" if len(repeated) > 5 else "")
+        print(f"vlkd: notice: {path}: question id used more than once: {shown}; predictions and scores keep one "
+              f"answer per id (the last question's), as the official evaluator does", file=sys.stderr)
     return examples
 
 

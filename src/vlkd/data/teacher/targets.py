@@ -43,7 +43,7 @@ from vlkd.preempt import StopSignals
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
-from vlkd.models.teacher import VideoTextTeacher, load_teacher
+from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, has_video_tower, load_teacher
 from vlkd.outputs import existing_output, is_vacant
 from vlkd.rundir import RunDir, load_run_config
 from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard
@@ -69,9 +69,10 @@ def _sha256_file(path: Path, h: Any) -> None:
 
 
 def teacher_weights_sha(final_dir: str | os.PathLike) -> str:
-    """sha256 (hex, first 16) of final/text/model.safetensors followed by final/video/model.safetensors."""
+    """sha256 (hex, first 16) of final/text/model.safetensors followed by final/video/model.safetensors
+    (text/ only for a teacher without a video tower)."""
     h = hashlib.sha256()
-    for part in ("text", "video"):
+    for part in ("text", "video") if has_video_tower(final_dir) else ("text",):
         path = Path(final_dir) / part / "model.safetensors"
         if not path.is_file():
             raise VlkdError("not a teacher run's final/ directory (missing file)", path)
@@ -103,7 +104,7 @@ def load_frozen_teacher(run: str | Path, store: TokenStore) -> tuple[VideoTextTe
                             f"the token store's {store.path} (vocab_sha {store.vocab_sha}); build the store with "
                             f"the teacher's tokenizer", tok_dir)
     with quiet_transformers():
-        teacher = load_teacher(final)
+        teacher = load_teacher(final, video=False)  # distillation reads the text tower only
     teacher.eval()
     teacher.requires_grad_(False)
     info = {"run": os.fspath(run), "weights_sha": teacher_weights_sha(final),
@@ -119,6 +120,8 @@ def teacher_token_targets(teacher: VideoTextTeacher, input_ids: torch.Tensor,
 
 
 def _teacher_samples(run: str | Path) -> TeacherSamples:
+    if not has_video_tower(RunDir(run).final):
+        raise VlkdError(NO_VIDEO_TOWER + "; vokens need one", RunDir(run).final)
     config = load_run_config(Path(run))
     path = (config.get("data") or {}).get("path")
     if not path or not Path(path).is_dir():

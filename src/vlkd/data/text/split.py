@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from vlkd.config import bounded
 from vlkd.data.text.collate import IndexedBlocks
-from vlkd.data.text.store import TokenStore
+from vlkd.data.text.store import META_FILE, TokenStore
 from vlkd.errors import VlkdError
 
 
@@ -19,10 +19,21 @@ class TextData:
     mlm_probability: float = bounded(0.15, gt=0, lt=1)
 
 
+TRAINING_IDS = ("cls", "sep", "mask")  # what `[CLS] block [SEP]` inputs with MLM masking need
+
+
 def open_store(path: str, key: str) -> TokenStore:
+    """A token store to train on: it must name the special-token ids training uses."""
     if not path:
         raise VlkdError(f"config key {key!r} is required: a token store directory from `vlkd prepare text`")
-    return TokenStore(path)
+    store = TokenStore(path)
+    lacking = [name for name in TRAINING_IDS if not isinstance(store.special_ids.get(name), int)
+               or isinstance(store.special_ids.get(name), bool)]
+    if lacking:
+        raise VlkdError(f"meta.json special_ids lacks an integer id for {', '.join(lacking)} (training needs "
+                        f"{', '.join(TRAINING_IDS)}); rebuild the store with `vlkd prepare text`",
+                        store.path / META_FILE)
+    return store
 
 
 def split_train_valid(data: TextData) -> tuple[TokenStore, IndexedBlocks, IndexedBlocks]:

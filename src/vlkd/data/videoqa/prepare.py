@@ -109,7 +109,8 @@ def load_glove(path_or_bundled: str | os.PathLike, words: list[str], *, skip: Co
     line. Some GloVe 840B words contain spaces, so the last D fields are the vector and the rest the
     word. A first line of two integers (word2vec/fastText ``.vec`` header "COUNT D") is read as a header.
     Where a word occurs twice, the first occurrence counts. A line with fewer than D + 1 fields, or a
-    non-numeric value in a needed vector, is an error naming the line.
+    non-numeric value in a needed vector, is an error naming the line; a line with more than D values (the
+    field before its last D is a number too) is skipped, and the skipped lines are counted in a notice.
     """
     source = os.fspath(path_or_bundled)
     wanted: dict[str, list[int]] = {}
@@ -179,6 +180,7 @@ def _text_glove(path: Path, wanted: dict[str, list[int]], progress: bool) -> tup
         raise VlkdError("GloVe file not found (give a glove.*.txt file or bundled:glove-50d)", path)
     vectors: dict[str, np.ndarray] = {}
     dim = 0
+    wider: list[int] = []  # lines with more values than `dim`, skipped
     with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="glove",
                                      disable=not progress, delay=1.0, leave=False, file=sys.stderr,
                                      dynamic_ncols=True) as bar:
@@ -217,6 +219,9 @@ def _text_glove(path: Path, wanted: dict[str, list[int]], progress: bool) -> tup
             else:  # a word containing spaces: the vector is the last `dim` fields
                 parts = line.rsplit(b" ", dim)
                 word_bytes, rest = parts[0], b" ".join(parts[1:])
+                if _is_number(word_bytes.rsplit(b" ", 1)[-1]):  # more than `dim` values: another width
+                    wider.append(lineno)
+                    continue
             word = word_bytes.decode("utf-8", "replace")
             if word in wanted and word not in vectors:
                 vectors[word] = _parse_vector(rest.split(b" "), path, lineno)
@@ -225,6 +230,10 @@ def _text_glove(path: Path, wanted: dict[str, list[int]], progress: bool) -> tup
         bar.update(done)
     if not dim:
         raise VlkdError("empty GloVe file", path)
+    if wider:
+        print(f"vlkd: notice: {path}: skipped {len(wider):,} line{'s' if len(wider) > 1 else ''} of another width "
+              f"(more than the first line's {dim} values; first at line {wider[0]}) among the lines read",
+              file=sys.stderr)
     return vectors, dim
 
 
