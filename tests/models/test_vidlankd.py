@@ -17,7 +17,7 @@ from tests.conftest import run_cli
 from vlkd.cli import main
 from vlkd.errors import VlkdError
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
-from vlkd.eval.teacher_targets import prepare_teacher_targets
+from vlkd.data.teacher.targets import prepare_teacher_targets
 from vlkd.models.student import load_kd_head
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "finetune"
