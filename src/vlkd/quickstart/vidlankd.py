@@ -165,7 +165,7 @@ def comparison_stage(out: Path, runs: dict[str, list[Path]], teacher: Path, prof
         for task in profile.finetune_tasks:
             result = finetune_command(task, str(tasks / task), str(RunDir(run_dir).final),
                                       str(out / f"finetune-{task}-{run_dir.name}"),
-                                      ["resume=true", *FINETUNE, f"seeds={seeds}", *overrides])
+                                      ["resume=true", *FINETUNE, f"seeds=[{seeds}]", *overrides])
             finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
         students[name] = {
             "label": STUDENTS[name][0], "steps": results["step"],
