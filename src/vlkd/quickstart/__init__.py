@@ -33,8 +33,8 @@ from vlkd.quickstart.profile import PROFILES, QUICK, STUDENTS, Profile
 from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
-    WORLD_SEED, comparison_stage, student_stage, students_section, teacher_section, teacher_stage, text_stage,
-    vidlankd_figures, visual_knowledge_stage, world_captions)
+    TEACHER_DATA, WORLD_SEED, comparison_stage, student_stage, students_section, teacher_section, teacher_stage,
+    text_stage, vidlankd_figures, visual_knowledge_stage, world_captions)
 
 STAGE_LABELS = {
     "world": "generate the synthetic world", "teacher": "teacher: features, samples, training, retrieval",
@@ -59,7 +59,7 @@ def _pipeline(out: Path, profile: Profile, pipeline: str, extra: list[str], worl
         with clock.stage("teacher"):
             metrics["teacher"] = teacher_stage(out, world, profile, extra)
         with clock.stage("text"):
-            store = text_stage(out, world_captions(world, out / "world-teacher-data", out), world / "corpus.txt")
+            store = text_stage(out, world_captions(world, out / TEACHER_DATA, out), world / "corpus.txt")
         runs: dict[str, list[Path]] = {name: [] for name in profile.students}
         for name in profile.students:
             with clock.stage(name):

@@ -11,14 +11,16 @@ from vlkd.data.teacher.howto100m import SPLITS as TEACHER_SPLITS, TeacherSamples
 from vlkd.data.text.split import open_store
 from vlkd.data.videoqa.prepare import SPLITS as VIDEOQA_SPLITS, load_split
 from vlkd.io import read_json
+from vlkd.quickstart.videoqa import VIDEOQA_DATA
+from vlkd.quickstart.vidlankd import TEACHER_DATA, TEXT_STORE
 
-# the stores each pipeline reuses, by their directory under OUT (the names vidlankd.py / videoqa.py give them)
+# the stores each pipeline reuses, by their directory under OUT
 REUSED: dict[str, dict[str, Callable[[Path], object]]] = {
     "vidlankd": {
-        "world-teacher-data": lambda path: [TeacherSamples(path, split) for split in TEACHER_SPLITS],
-        "text-tokens": lambda path: open_store(str(path), "text-tokens"),
+        TEACHER_DATA: lambda path: [TeacherSamples(path, split) for split in TEACHER_SPLITS],
+        TEXT_STORE: lambda path: open_store(str(path), TEXT_STORE),
     },
-    "videoqa": {"world-videoqa-data": lambda path: [load_split(path, split) for split in VIDEOQA_SPLITS]},
+    "videoqa": {VIDEOQA_DATA: lambda path: [load_split(path, split) for split in VIDEOQA_SPLITS]},
 }
 
 

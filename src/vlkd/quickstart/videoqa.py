@@ -33,6 +33,7 @@ MODELS = {
     "student": ("student (1 graph layer), no KD", "student", lambda teacher: ["role=student", "model.graph_layers=1"]),
     "teacher-no-motion": ("teacher, motion replaced by a constant", "teacher", lambda teacher: ["data.drop_motion=true"]),
 }
+VIDEOQA_DATA = "world-videoqa-data"  # under OUT (reuse.py checks it first)
 NEEDS = ("appearance", "motion")
 
 
@@ -63,7 +64,7 @@ def videoqa_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     features = out / "world-hcrn"
     extract_features(world / "videos", features, layout="hcrn", num_clips=CLIPS, appearance_size=FRAME_SIZE,
                      motion_size=FRAME_SIZE)  # resumes: finished videos are skipped
-    data = out / "world-videoqa-data"
+    data = out / VIDEOQA_DATA
     if not (data / "meta.json").is_file():
         prepare_videoqa("msrvtt-qa", world, "bundled:glove-50d", data, features=features, progress=False)
     meta = read_json(data / "meta.json")

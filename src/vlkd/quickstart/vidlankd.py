@@ -28,6 +28,7 @@ from vlkd.rundir import RunDir, read_metrics
 from vlkd.video.extract import extract_features
 
 WORLD_SEED = 0
+TEACHER_DATA, TEXT_STORE = "world-teacher-data", "text-tokens"  # under OUT (reuse.py checks them first)
 FINETUNE = ["epochs=1", "lr=1e-3", "precision=fp32"]  # fp32: same numbers on every CPU; lr 1e-4 (GLUE's) leaves the tiny model at the majority class (measured)
 _RETRIEVAL = ("r1", "r5", "r10", "median_rank")
 
@@ -64,7 +65,7 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     """World features -> teacher samples (a held-out gallery) -> teacher training -> held-out retrieval."""
     features = out / "world-features"
     extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
-    data = out / "world-teacher-data"
+    data = out / TEACHER_DATA
     if not (data / "meta.json").is_file():
         prepare_howto100m(world / "caption.json", features, data, valid_fraction=profile.held_out_fraction,
                           progress=False)
@@ -96,7 +97,7 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
 def text_stage(out: Path, captions: Path, corpus: Path) -> TokenStore:
     """The student corpus (every student reads it, the text-only one too): the bundled Wikipedia lead
     sections + the world's training captions + its non-visual corpus about the kinds."""
-    path = out / "text-tokens"
+    path = out / TEXT_STORE
     if not (path / "meta.json").is_file():
         build_token_store([bundled_path("wikipedia"), captions, corpus], BUNDLED_TOKENIZER, path)
     return TokenStore(path)
@@ -154,7 +155,7 @@ def comparison_stage(out: Path, runs: dict[str, list[Path]], teacher: Path, prof
     tasks = out / "bundled"
     if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
         prepare_bundled(tasks, overwrite=True)
-    data = out / "world-teacher-data"
+    data = out / TEACHER_DATA
     students: dict[str, Any] = {}
     seeds = ",".join(map(str, profile.finetune_seeds))
     for name, seed_runs in runs.items():
