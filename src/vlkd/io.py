@@ -13,6 +13,8 @@ import struct
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
 from vlkd.errors import VlkdError
 
 
@@ -126,6 +128,18 @@ def read_json(path: str | os.PathLike) -> Any:
         raise VlkdError(f"not UTF-8 text (invalid byte at offset {e.start})", path) from None
     except RecursionError:
         raise VlkdError("malformed JSON (nested too deeply)", path) from None
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file, turning a malformed or non-UTF-8 file into a VlkdError (the caller checks that the
+    file exists, with its own message, and the shape of what it holds)."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
+    except UnicodeDecodeError:
+        raise VlkdError("not UTF-8 text", path) from None
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "output directory") -> Path:

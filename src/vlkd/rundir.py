@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from vlkd.errors import VlkdError
+from vlkd.io import read_yaml
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -157,12 +156,7 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
     path = RunDir(run_dir).config
     if not path.is_file():
         raise VlkdError("not a run directory (no config.yaml)", run_dir)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
-    except UnicodeDecodeError:
-        raise VlkdError("not UTF-8 text", path) from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise VlkdError("not a saved run config (a YAML mapping)", path)
     return data

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from vlkd.data.visual.spec import COLOURS, VisualItem, VisualPart, read_rows
 from vlkd.errors import VlkdError
+from vlkd.io import read_yaml
 
 OBJECT_FIELDS = ("class_id", "display_name", "object_s", "object_pl", "areis_s", "areis_pl", "ngram")
 
@@ -41,10 +41,7 @@ def read_templates(path: Path) -> tuple[str, ...]:
     """The [MASK] templates of templates.yaml, in file order."""
     if not path.is_file():
         raise VlkdError("file not found", path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise VlkdError(f"malformed YAML ({' '.join(str(e).split())[:200]})", path) from None
+    data = read_yaml(path)
     groups = data.get("templates") if isinstance(data, dict) else None
     if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("templates"), list)
                                                for g in groups):
