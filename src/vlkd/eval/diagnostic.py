@@ -15,14 +15,15 @@ from accelerate import PartialState
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from vlkd.data.tasks.encode import PadCollate, encode_pairs
-from vlkd.data.tasks.glue import AX_CATEGORIES, NLI3, read_diagnostic_full
+from vlkd.data.tasks.glue import AX_CATEGORIES, read_diagnostic_full
+from vlkd.data.tasks.registry import get_task
 from vlkd.data.tasks.spec import CLASSIFY
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
 from vlkd.eval.metrics import r3_by_category
 from vlkd.eval.predict import predict
 from vlkd.io import write_json_atomic
-from vlkd.models.heads import TaskModel, load_pretrained
+from vlkd.models.heads import TaskModel, load_classifier
 from vlkd.rundir import RunDir
 
 
@@ -31,12 +32,7 @@ def load_mnli_classifier(model: str | Path) -> PreTrainedModel:
     path = Path(model)
     if not (path / "config.json").is_file():
         raise VlkdError("model: not a directory with config.json (a save_pretrained output)", path)
-    classifier = load_pretrained(str(path))
-    names = tuple(classifier.config.id2label[i] for i in range(classifier.config.num_labels))
-    if names != NLI3:
-        raise VlkdError(f"model: not a fine-tuned MNLI classifier (its labels are {', '.join(map(str, names))}; "
-                        f"expected {', '.join(NLI3)})", path)
-    return classifier
+    return load_classifier(path, get_task("mnli"))
 
 
 def score_diagnostic(classifier: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, data: str | Path,
