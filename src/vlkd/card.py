@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from vlkd.io import read_json, write_text_atomic
-from vlkd.rundir import BEST, FINAL, RESULTS, SELECTION, RunDir, load_run_config, read_metrics
+from vlkd.rundir import BEST, EVAL_RESULTS, FINAL, RESULTS, SELECTION, RunDir, load_run_config, read_metrics
 
 CARD = "README.md"
-EVAL_RESULTS = "eval_results.json"  # fine-tuning's dev metrics (recipes/finetune.py)
+
 
 # task -> (what the model is, pipeline tag, how to load PATH)
 KINDS: dict[str, tuple[str, str, str]] = {
