@@ -21,6 +21,7 @@ in train).
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from vlkd.data.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 from vlkd.data.visual.registry import read_benchmark
 from vlkd.data.visual.spec import VisualItem, VisualPart, fill_template
 from vlkd.errors import VlkdError
+from vlkd.inference import infer
 from vlkd.io import check_safetensors_dir, read_json
 from vlkd.models.heads import quiet_transformers
 from vlkd.rundir import model_dir
@@ -99,25 +101,29 @@ def load_model(path: Path, protocol: str) -> tuple[PreTrainedTokenizerFast, torc
     return tokenizer, module.eval()
 
 
-@torch.no_grad()
 def object_vectors(module: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, objects: list[str]) -> np.ndarray:
     """(n, H): per object, its last-layer hidden states averaged over its word pieces in NEUTRAL."""
     encoder = module.bert if isinstance(module, BertForMaskedLM) else module
     start = NEUTRAL.index("{object}")
-    out = []
-    for k in range(0, len(objects), BATCH):
-        chunk = objects[k:k + BATCH]
-        batch = tokenizer([NEUTRAL.format(object=o) for o in chunk], padding=True, return_tensors="pt",
-                          return_offsets_mapping=True)
-        offsets = batch.pop("offset_mapping")
+
+    def collate(chunk: list[str], _: None) -> dict[str, Any]:
+        encoded = tokenizer([NEUTRAL.format(object=o) for o in chunk], padding=True, return_tensors="pt",
+                            return_offsets_mapping=True)
+        return {**encoded, "objects": chunk}
+
+    def vectors(batch: dict[str, Any]) -> list[np.ndarray]:
+        offsets, chunk = batch.pop("offset_mapping"), batch.pop("objects")
         hidden = encoder(**batch).last_hidden_state
+        out = []
         for i, obj in enumerate(chunk):
             lo, hi = offsets[i, :, 0], offsets[i, :, 1]
             pieces = (batch["attention_mask"][i] == 1) & (hi > lo) & (lo >= start) & (hi <= start + len(obj))
             if not pieces.any():
                 raise VlkdError(f"object {obj!r} has no word pieces")
             out.append(hidden[i, pieces].mean(0).float().numpy())
-    return np.stack(out)
+        return out
+
+    return np.stack([v for batch in infer(vectors, objects, collate, BATCH) for v in batch])
 
 
 def features(module: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, items: list[VisualItem]) -> np.ndarray:
@@ -126,7 +132,6 @@ def features(module: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, items:
     return object_vectors(module, tokenizer, flat).reshape(len(items), -1)
 
 
-@torch.no_grad()
 def cloze_scores(module: BertForMaskedLM, tokenizer: PreTrainedTokenizerFast, part: VisualPart,
                  template: str) -> np.ndarray:
     """(items, candidates): each candidate's mean log-probability over its word pieces, with the template's
@@ -136,18 +141,32 @@ def cloze_scores(module: BertForMaskedLM, tokenizer: PreTrainedTokenizerFast, pa
     for n in sorted({len(p) for p in pieces}):
         masks = " ".join([tokenizer.mask_token] * n)
         texts = [fill_template(template, item.fill, part.source).replace("[MASK]", masks) for item in part.test]
-        for k in range(0, len(texts), BATCH):
-            batch = tokenizer(texts[k:k + BATCH], padding=True, return_tensors="pt")
-            logp = torch.log_softmax(module(**batch).logits.float(), dim=-1)
-            for i in range(logp.shape[0]):
-                where = (batch["input_ids"][i] == tokenizer.mask_token_id).nonzero().flatten()
-                if len(where) != n:
-                    raise VlkdError(f"template {template!r} must hold one [MASK] (after filling: {texts[k + i]!r})",
-                                    part.source)
-                for c, ids in enumerate(pieces):
-                    if len(ids) == n:
-                        scores[k + i, c] = float(logp[i, where, ids].mean())
+        rows = np.concatenate(infer(partial(_masked_rows, module, tokenizer, pieces, n, template, part.source),
+                                    texts, partial(_encode_texts, tokenizer), BATCH))
+        for c, ids in enumerate(pieces):
+            if len(ids) == n:
+                scores[:, c] = rows[:, c]
     return scores
+
+
+def _encode_texts(tokenizer: PreTrainedTokenizerFast, chunk: list[str], _: None) -> dict[str, Any]:
+    return {**tokenizer(chunk, padding=True, return_tensors="pt"), "texts": chunk}
+
+
+def _masked_rows(module: BertForMaskedLM, tokenizer: PreTrainedTokenizerFast, pieces: list[list[int]], n: int,
+                 template: str, source: str, batch: dict[str, Any]) -> np.ndarray:
+    """(texts, candidates): the mean log-probability of each n-piece candidate at the n [MASK]s of each text."""
+    texts = batch.pop("texts")
+    logp = torch.log_softmax(module(**batch).logits.float(), dim=-1)
+    rows = np.zeros((len(texts), len(pieces)))
+    for i in range(logp.shape[0]):
+        where = (batch["input_ids"][i] == tokenizer.mask_token_id).nonzero().flatten()
+        if len(where) != n:
+            raise VlkdError(f"template {template!r} must hold one [MASK] (after filling: {texts[i]!r})", source)
+        for c, ids in enumerate(pieces):
+            if len(ids) == n:
+                rows[i, c] = float(logp[i, where, ids].mean())
+    return rows
 
 
 def top_set(target: tuple[float, ...]) -> np.ndarray:
