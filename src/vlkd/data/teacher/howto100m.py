@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic
@@ -352,48 +353,33 @@ def merge_howto100m_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict
 
 
 class TeacherSamples:
-    """One split of a prepared HowTo100M directory, memory-mapped: item i -> dict of numpy arrays."""
+    """One split of a prepared HowTo100M directory, memory-mapped (`MappedArrays`): item i -> dict of numpy
+    arrays."""
 
     def __init__(self, root: str | os.PathLike, split: str) -> None:
         self.root = Path(root)
-        self.meta = read_json(self.root / "meta.json")
-        if self.meta.get("format_version") != FORMAT_VERSION or split not in self.meta.get("splits", {}):
+        self.meta = read_meta(self.root / "meta.json", "HowTo100M teacher samples", FORMAT_VERSION)
+        if split not in (self.meta.get("splits") or {}):
             raise VlkdError(f"not a prepared HowTo100M directory with split {split!r}", self.root / "meta.json")
         info = self.meta["splits"][split]
-        self.split_dir = self.root / split
         self.num_samples, self.num_steps = info["samples"], info["steps"]
         self.videos: list[str] = info["videos"]
         self.feature_dim: int = self.meta["feature_dim"]
         self.max_tokens: int = self.meta["max_tokens"]
         token_dtype = "<u2" if self.meta["token_dtype"] == "uint16" else "<u4"
-        self._specs = {
+        self._arrays = MappedArrays(self.root / split, {
             "tokens.bin": (token_dtype, (self.num_samples, self.max_tokens)),
             "lengths.bin": ("<i4", (self.num_samples,)),
             "steps.bin": ("<f2", (self.num_steps, self.feature_dim)),
             "offsets.bin": ("<i8", (self.num_samples, 2)),
             "videos.bin": ("<i4", (self.num_samples,)),
-        }
-        for name, (dtype, shape) in self._specs.items():
-            path = self.split_dir / name
-            expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            if not path.is_file() or path.stat().st_size != expected:
-                raise VlkdError(f"missing or wrong-sized file (expected {expected} bytes); re-run prepare", path)
-        self._maps: dict[str, np.memmap] | None = None
-
-    def _arrays(self) -> dict[str, np.memmap]:
-        if self._maps is None:  # opened lazily: once per DataLoader worker, never per item
-            self._maps = {name: np.memmap(self.split_dir / name, dtype=dtype, mode="r", shape=shape)
-                          for name, (dtype, shape) in self._specs.items() if shape[0] > 0}
-        return self._maps
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": None}
+        }, "re-run prepare")
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        a = self._arrays()
+        a = self._arrays
         length = int(a["lengths.bin"][i])
         first, count = (int(x) for x in a["offsets.bin"][i])
         return {"tokens": a["tokens.bin"][i, :length].astype(np.int64),

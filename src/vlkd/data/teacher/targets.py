@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vlkd.data.teacher.collate import TeacherCollator
+from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
@@ -363,11 +364,10 @@ class TeacherTargets:
             why = "unfinished (re-run `vlkd prepare teacher-targets` to finish it)" \
                 if (self.path / PROGRESS_FILE).is_file() else "not a teacher-targets directory (no meta.json)"
             raise VlkdError(f"teacher targets {why}", self.path)
-        self.meta: dict[str, Any] = read_json(self.path / META_FILE)
-        if not isinstance(self.meta, dict) or self.meta.get("format_version") != FORMAT_VERSION \
-                or self.meta.get("form") not in FORMS:
-            raise VlkdError(f"unsupported teacher targets meta.json (format_version {FORMAT_VERSION}, form one of "
-                            f"{', '.join(FORMS)} expected)", self.path / META_FILE)
+        self.meta: dict[str, Any] = read_meta(self.path / META_FILE, "teacher targets", FORMAT_VERSION)
+        if self.meta.get("form") not in FORMS:
+            raise VlkdError(f"unsupported teacher targets form {self.meta.get('form')!r} (expected one of "
+                            f"{', '.join(FORMS)})", self.path / META_FILE)
         self.form: str = self.meta["form"]
         self.width: int = self.meta["width"]
         self.seq_len: int = self.meta["seq_len"]
@@ -375,25 +375,11 @@ class TeacherTargets:
         self.has_vokens: bool = bool(self.meta.get("vokens"))
         self.num_vokens: int | None = self.meta.get("num_vokens")
         L = self.seq_len
-        self._row_shape = (L, self.width) if self.form == "full" else (L * (L + 1) // 2,)
-        self._specs = {TARGETS_FILE: ("<f2", (self.num_blocks, *self._row_shape))}
+        specs = {TARGETS_FILE: ("<f2", (self.num_blocks, *((L, self.width) if self.form == "full" else
+                                                            (L * (L + 1) // 2,))))}
         if self.has_vokens:
-            self._specs[VOKENS_FILE] = ("<i4", (self.num_blocks, L))
-        for name, (dtype, shape) in self._specs.items():
-            expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            file = self.path / name
-            if not file.is_file() or file.stat().st_size != expected:
-                raise VlkdError(f"missing or wrong-sized file (expected {expected} bytes); the cache is corrupt", file)
-        self._maps: dict[str, np.memmap] | None = None
-
-    def _arrays(self) -> dict[str, np.memmap]:
-        if self._maps is None:
-            self._maps = {name: np.memmap(self.path / name, dtype=dtype, mode="r", shape=shape)
-                          for name, (dtype, shape) in self._specs.items()}
-        return self._maps
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": None}
+            specs[VOKENS_FILE] = ("<i4", (self.num_blocks, L))
+        self._arrays = MappedArrays(self.path, specs, "the cache is corrupt")
 
     def __len__(self) -> int:
         return self.num_blocks
@@ -426,7 +412,7 @@ class TeacherTargets:
             raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
         if len(idx) and (idx.min() < -self.num_blocks or idx.max() >= self.num_blocks):
             raise IndexError(f"block index out of range for {self.num_blocks} blocks")
-        a = self._arrays()
+        a = self._arrays
         rows = torch.from_numpy(np.asarray(a[TARGETS_FILE][idx], dtype=np.float32))
         out = {"targets": rows} if self.form == "full" else {"gram": unpack_upper(rows, self.seq_len)}
         if self.has_vokens:

@@ -27,10 +27,11 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
+from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, WIKITEXT_UNK, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, read_json
+from vlkd.io import atomic_path
 from vlkd.outputs import check_output
 
 FORMAT_VERSION = 1
@@ -278,14 +279,14 @@ class TokenStore:
     """Read side of a token store: random access to blocks through a read-only memory map.
 
     ``store[i]`` is block ``i`` as an int64 array of shape ``(block_size,)``. Picklable (for
-    DataLoader workers): the memory map is opened lazily in each process.
+    DataLoader workers): the memory map is opened lazily in each process (`MappedArrays`).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
             raise VlkdError("token store directory not found", self.path)
-        self.meta: dict[str, Any] = read_json(self.path / META_FILE)
+        self.meta: dict[str, Any] = read_meta(self.path / META_FILE, "token store", FORMAT_VERSION)
         self._validate_meta()
         self.block_size: int = self.meta["block_size"]
         self.num_blocks: int = self.meta["num_blocks"]
@@ -294,26 +295,11 @@ class TokenStore:
         self.special_ids: dict[str, int | None] = self.meta["special_ids"]
         self.dtype = DTYPES[self.meta["dtype"]]
         self.tokenizer_dir = self.path / TOKENIZER_DIR
-        blocks = self.path / BLOCKS_FILE
-        if not blocks.is_file():
-            raise VlkdError("blocks file not found", blocks)
-        expected = self.num_blocks * self.block_size * self.dtype.itemsize
-        if blocks.stat().st_size != expected:
-            raise VlkdError(
-                f"size {blocks.stat().st_size} bytes does not match meta.json ({self.num_blocks} blocks x "
-                f"{self.block_size} x {self.dtype.itemsize} bytes = {expected}); the store is corrupt", blocks,
-            )
-        self._blocks: np.memmap | None = None
+        self._arrays = MappedArrays(self.path, {BLOCKS_FILE: (self.dtype.str, (self.num_blocks, self.block_size))},
+                                    "the store is corrupt")
 
     def _validate_meta(self) -> None:
         meta, where = self.meta, self.path / META_FILE
-        if not isinstance(meta, dict):
-            raise VlkdError("malformed token store metadata: not a JSON object", where)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise VlkdError(
-                f"unsupported token store format_version {meta.get('format_version')!r} (expected "
-                f"{FORMAT_VERSION})", where,
-            )
         for key in ("num_blocks", "block_size", "vocab_size"):
             value = meta.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -324,13 +310,9 @@ class TokenStore:
             raise VlkdError("malformed token store metadata: missing vocab_sha or special_ids", where)
 
     @property
-    def blocks(self) -> np.memmap:
+    def blocks(self) -> np.ndarray:
         """The (num_blocks, block_size) read-only memory map, opened on first use."""
-        if self._blocks is None:
-            self._blocks = np.memmap(
-                self.path / BLOCKS_FILE, dtype=self.dtype, mode="r", shape=(self.num_blocks, self.block_size)
-            )
-        return self._blocks
+        return self._arrays[BLOCKS_FILE]
 
     def __len__(self) -> int:
         return self.num_blocks
@@ -340,11 +322,6 @@ class TokenStore:
         if not -self.num_blocks <= i < self.num_blocks:
             raise IndexError(f"block index {i} out of range for {self.num_blocks} blocks")
         return self.blocks[i].astype(np.int64)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_blocks"] = None
-        return state
 
     def __repr__(self) -> str:
         return f"TokenStore({os.fspath(self.path)!r}, blocks={self.num_blocks}, block_size={self.block_size})"
