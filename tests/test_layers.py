@@ -1,6 +1,6 @@
 """The layering rule (docs/architecture.md): imports only point down
 
-    errors, io, shards, outputs, rundir, hub, lock, preempt, heap, inference, card  <-  config  <-  data, video, models, losses  <-  eval, report
+    errors, io, shards, outputs, preparation, rundir, hub, lock, preempt, heap, inference, card  <-  config  <-  data, video, models, losses  <-  eval, report
     <-  engine  <-  recipes  <-  quickstart  <-  cli
 
 and no recipe imports another. Every import is read, function-level ones included; only the CLI package
@@ -19,7 +19,7 @@ import vlkd
 
 SRC = Path(vlkd.__file__).parent
 LEVELS = {
-    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "outputs": 0, "inference": 0, "card": 0,
+    "errors": 0, "io": 0, "shards": 0, "rundir": 0, "hub": 0, "lock": 0, "preempt": 0, "heap": 0, "outputs": 0, "preparation": 0, "inference": 0, "card": 0,
     "__init__": 0,
     "config": 1,
     "data": 2, "video": 2, "models": 2, "losses": 2,

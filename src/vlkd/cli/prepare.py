@@ -17,7 +17,7 @@ def cmd_prepare_text(args: argparse.Namespace) -> int:
         from vlkd.data.text.sharded import build_token_store_shard
 
         build_token_store_shard(args.input, args.tokenizer, args.out, shard, block_size=args.block_size,
-                                fmt=args.format, min_words=args.min_words)
+                                fmt=args.format, min_words=args.min_words, overwrite=args.overwrite)
         return shard_done(args.out, shard)
     meta = build_token_store(args.input, args.tokenizer, args.out, block_size=args.block_size, fmt=args.format,
                              min_words=args.min_words, overwrite=args.overwrite)

@@ -35,12 +35,11 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vlkd.data.videoqa.prepare import read_mapping
-from vlkd.errors import Preempted, VlkdError
-from vlkd.io import atomic_path, read_json, remove_path, write_json_atomic, write_text_atomic
-from vlkd.lock import LOCK_FILE, DirLock
-from vlkd.outputs import NOT_EMPTY, existing_output, is_vacant
-from vlkd.preempt import StopSignals, ignore_stop_signals
-from vlkd.shards import Shard, ShardSet, begin_shard, digest, finish_shard, link_or_copy
+from vlkd.errors import VlkdError
+from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
+from vlkd.preempt import ignore_stop_signals
+from vlkd.preparation import Resumable
+from vlkd.shards import Shard, ShardSet, digest, link_or_copy
 from vlkd.video.backbones import FeatureModel, load_backbone
 from vlkd.video.decode import FrameSize, iter_frames, probe
 from vlkd.video.sampling import RateSampler, clip_indices, gather_frames
@@ -316,46 +315,21 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                        "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
     if mapping is not None:  # only then: an output written before --mapping existed still resumes
         meta["mapping"] = str(mapping)
-    lo, hi = 0, len(ids)
-    if shard is not None:
-        lo, hi = shard.span(len(ids))
-        identity = {"videos": os.fspath(Path(videos).resolve()), "count": len(ids),
-                    "listing": digest([ids, [os.fspath(p) for p in paths]]), "meta": meta}
-        out, finished = begin_shard(out, shard, SHARD_COMMAND, identity, overwrite)
-        if finished is not None:
-            return finished["counts"]
-    with DirLock(out), StopSignals() as stop:
-        return _extract(out, paths, ids, meta, plan, app_model, mot_model, device, workers, progress, stop, videos,
-                        lo, hi, shard, overwrite)
+    lo, hi = (0, len(ids)) if shard is None else shard.span(len(ids))
+    identity = {"videos": os.fspath(Path(videos).resolve()), "count": len(ids),
+                "listing": digest([ids, [os.fspath(p) for p in paths]]), "meta": meta}
+    run = Resumable(SHARD_COMMAND, out, overwrite=overwrite, shard=shard, identity=identity)
+    if run.finished is not None:
+        return run.finished["counts"]
+    with run:
+        return _extract(run, paths, ids, meta, plan, app_model, mot_model, device, workers, progress, videos, lo, hi)
 
 
-def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Plan, app_model: FeatureModel,
-             mot_model: FeatureModel, device: str, workers: int, progress: bool, stop: StopSignals,
-             videos: str | os.PathLike, lo: int, hi: int, shard: Shard | None, overwrite: bool) -> dict:
-    """The extraction proper of videos lo..hi-1, under OUT's (or the shard directory's) lock and with stop
-    signals caught."""
-    from tqdm import tqdm
-
-    meta_path = out / "meta.json"
-    ours = meta_path.exists() and read_json(meta_path) == json.loads(json.dumps(meta))  # plan, backbones, weights
-    if not ours and shard is None and not is_vacant(out):
-        if not overwrite:
-            why = " (made with different settings or weights)" if meta_path.exists() else NOT_EMPTY
-            raise existing_output(out, why)
-        for child in out.iterdir():
-            if child.name != LOCK_FILE:
-                remove_path(child)
-    if not meta_path.exists():
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(meta_path, meta)
-    writer = Writer(out, plan, ids)
-    todo = [i for i in range(lo, hi) if not writer.finished(ids[i])]
-    failures: dict[int, str] = {}
+def _finished_videos(loader: DataLoader, app_model: FeatureModel, mot_model: FeatureModel, plan: Plan,
+                     device: str) -> Iterator[tuple[int, str, Any]]:
+    """Run the models on the decoded chunks as they come; yield (video index, "done", {"app", "mot"} features)
+    or (video index, "fail", reason) once a video is through."""
     pending: dict[int, dict[str, list[np.ndarray]]] = {}
-    loader = DataLoader(VideoChunks(paths, todo, plan), batch_size=None, num_workers=min(workers, len(todo)),
-                        prefetch_factor=4 if workers > 0 and todo else None, worker_init_fn=ignore_stop_signals)
-    bar = tqdm(total=hi - lo, initial=hi - lo - len(todo), desc="videos", unit="video", disable=not progress)
-    torch.set_grad_enabled(False)
     for i, kind, payload in loader:
         if kind == "app":
             pending.setdefault(i, {"app": [], "mot": []})["app"].append(
@@ -365,19 +339,30 @@ def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Pla
                 run_model(mot_model, payload, plan.clip_batch, device))
         else:
             parts = pending.pop(i, {"app": [], "mot": []})
+            yield i, kind, payload if kind == "fail" else parts
+
+
+def _extract(run: Resumable, paths: list[Path], ids: list[str], meta: dict, plan: Plan, app_model: FeatureModel,
+             mot_model: FeatureModel, device: str, workers: int, progress: bool, videos: str | os.PathLike, lo: int,
+             hi: int) -> dict:
+    """The extraction proper of videos lo..hi-1, under OUT's (or the shard directory's) lock and with stop
+    signals caught."""
+    out = run.dir
+    if run.claim(("meta.json",), lambda old: old == json.loads(json.dumps(meta)),  # plan, backbones, weights
+                 " (made with different settings or weights)") is None:
+        write_json_atomic(out / "meta.json", meta)
+    writer = Writer(out, plan, ids)
+    todo = [i for i in range(lo, hi) if not writer.finished(ids[i])]
+    failures: dict[int, str] = {}
+    loader = DataLoader(VideoChunks(paths, todo, plan), batch_size=None, num_workers=min(workers, len(todo)),
+                        prefetch_factor=4 if workers > 0 and todo else None, worker_init_fn=ignore_stop_signals)
+    with torch.no_grad():
+        for i, kind, result in run.each(_finished_videos(loader, app_model, mot_model, plan, device), total=hi - lo,
+                                        done=hi - lo - len(todo), unit="video", progress=progress):
             if kind == "fail":
-                failures[i] = payload
+                failures[i] = result
             else:
-                writer.write(ids[i], np.concatenate(parts["app"]), np.concatenate(parts["mot"]))
-            bar.update()
-            if stop.requested:  # the video in hand is written: stop here, a re-run continues
-                break
-    bar.close()
-    torch.set_grad_enabled(True)
-    if stop.requested:
-        finished = sum(writer.finished(ids[i]) for i in range(lo, hi))
-        raise Preempted(f"{stop.requested}: stopped with {finished} of {hi - lo} videos done in {out}; "
-                        "run the same command again to continue")
+                writer.write(ids[i], np.concatenate(result["app"]), np.concatenate(result["mot"]))
     lines = [f"{paths[i]}\t{failures[i]}\n" for i in sorted(failures)]
     if lines:
         write_text_atomic(out / "failed.txt", "".join(lines))
@@ -386,8 +371,8 @@ def _extract(out: Path, paths: list[Path], ids: list[str], meta: dict, plan: Pla
     counts = {"videos": hi - lo, "extracted": len(todo) - len(failures), "skipped": hi - lo - len(todo),
               "failed": len(failures)}
     good = [ids[i] for i in range(lo, hi) if i not in failures]
-    if shard is not None:  # the merge checks that some video was read, and assembles HCRN files
-        finish_shard(out, {"counts": counts, "good": good, "videos": os.fspath(videos)})
+    if run.shard is not None:  # the merge checks that some video was read, and assembles HCRN files
+        run.complete({"counts": counts, "good": good, "videos": os.fspath(videos)})
         return counts
     if not good:
         raise VlkdError(f"no video could be read (reasons in {out / 'failed.txt'})", videos)

@@ -24,8 +24,7 @@ from typing import Iterable
 from vlkd.data.bundled import RESOURCES, bundled_path
 from vlkd.data.tasks.glue import bundled_task
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path
-from vlkd.outputs import check_output
+from vlkd.preparation import WriteOnce
 
 RT_LABELS = ("0", "1")  # rotten, fresh
 WIKI_TOPICS = ("Arts", "Biology and health sciences", "Everyday life", "Geography", "History", "Mathematics",
@@ -74,14 +73,14 @@ def wikipedia_topics() -> list[tuple[str, str, str]]:
     return out
 
 
-def write_task(out: Path, items: Iterable[tuple[str, str, str]], source: str, key: str) -> dict[str, int]:
+def write_task(output: WriteOnce, items: Iterable[tuple[str, str, str]], source: str, key: str) -> dict[str, int]:
     """Write train/dev/test TSVs (atomically, as one folder) and meta.json; return the split sizes."""
     splits: dict[str, list[tuple[str, str]]] = {"train": [], "dev": [], "test": []}
     for k, text, label in items:
         splits[split_of(k)].append((text, label))
     counts = {name: len(rows) for name, rows in splits.items()}
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
+
+    def build(tmp: Path) -> dict[str, int]:
         for name in ("train", "dev"):
             with open(tmp / f"{name}.tsv", "w", encoding="utf-8", newline="") as f:
                 f.write("sentence\tlabel\n")
@@ -94,7 +93,9 @@ def write_task(out: Path, items: Iterable[tuple[str, str, str]], source: str, ke
         meta = {"source": f"{requirement}: {inner}", "source_sha256": hashlib.sha256(source_path.read_bytes()).hexdigest(),
                 "split_rule": f"sha256({key}) mod 10: 0 test, 1 dev, else train", "counts": counts}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return counts
+        return counts
+
+    return output.write(build)
 
 
 def prepare_bundled(out: str | os.PathLike, overwrite: bool = False) -> dict[str, dict[str, int]]:
@@ -106,8 +107,9 @@ def prepare_bundled(out: str | os.PathLike, overwrite: bool = False) -> dict[str
     # Both sources are read and every target checked before anything is written: no half output.
     tasks = {"rt-polarity": (list(rotten_tomatoes()), "rotten_tomatoes", "movie name"),
              "wiki-topic": (wikipedia_topics(), "wikipedia", "article title")}
+    outputs = {}
     for name in tasks:
         if (out / name).exists() and not (out / name).is_dir():
             raise VlkdError("exists and is not a directory", out / name)
-        check_output(out / name, overwrite)
-    return {name: write_task(out / name, items, source, key) for name, (items, source, key) in tasks.items()}
+        outputs[name] = WriteOnce("prepare bundled", out / name, overwrite=overwrite)
+    return {name: write_task(outputs[name], items, source, key) for name, (items, source, key) in tasks.items()}

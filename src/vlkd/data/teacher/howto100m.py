@@ -26,21 +26,18 @@ import hashlib
 import math
 import os
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
-from tqdm import tqdm
-
 from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, read_json, write_json_atomic
-from vlkd.outputs import check_output
-from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
+from vlkd.preparation import SHARD_DATA, WriteOnce, progress_bar
+from vlkd.shards import Shard, ShardSet, concat_files, file_identity
 
 FORMAT_VERSION = 1
 RATE_2D, RATE_3D = 1.0, 1.5
@@ -208,7 +205,7 @@ def prepare_howto100m(
     """Build teacher samples from caption.json and feature files; returns the metadata. An existing output
     (or, with `shard`, shard directory) is refused unless `overwrite`.
 
-    With `shard` K/N: only the K-th of N contiguous ranges of the sorted video ids, into OUT.shards/K-of-N/
+    With `shard` K/N: only the K-th of N contiguous ranges of the sorted video ids, into OUT.shards/K-of-N/data
     (the same split files for those videos); `merge_howto100m_shards` concatenates them into OUT."""
     captions_path, features_dir, out_dir = Path(captions), Path(features), Path(out_dir)
     caps = read_captions(captions_path)
@@ -219,24 +216,20 @@ def prepare_howto100m(
     settings = {"tokenizer": tokenizer, "vocab_sha": vocab_fingerprint(tok), "word_budget": word_budget,
                 "max_tokens": max_tokens, "max_steps": max_steps, "valid_fraction": valid_fraction}
     vids = sorted(caps)
-    if shard is not None:
-        identity = {"captions": file_identity([captions_path])[0], "features": os.fspath(features_dir.resolve()),
-                    "feature_2d": feature_2d, "feature_3d": feature_3d, **settings}
-        path, finished = begin_shard(out_dir, shard, SHARD_COMMAND, identity, overwrite)
-        if finished is not None:
-            return finished
-        lo, hi = shard.span(len(vids))
-        with atomic_path(path / "data") as tmp:
-            part = _build(caps, vids[lo:hi], features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
-        result = {**part, "videos_total": len(caps)}
-        finish_shard(path, result)
-        return result
-    check_output(out_dir, overwrite)
-    with atomic_path(out_dir) as tmp:
-        part = _build(caps, vids, features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
+    identity = {"captions": file_identity([captions_path])[0], "features": os.fspath(features_dir.resolve()),
+                "feature_2d": feature_2d, "feature_3d": feature_3d, **settings}
+    output = WriteOnce(SHARD_COMMAND, out_dir, overwrite=overwrite, shard=shard, identity=identity)
+    lo, hi = (0, len(vids)) if shard is None else shard.span(len(vids))
+
+    def build(tmp: Path) -> dict[str, Any]:
+        part = _build(caps, vids[lo:hi], features_dir, feature_2d, feature_3d, tmp, tok, progress, **settings)
+        if shard is not None:
+            return {**part, "videos_total": len(caps)}
         meta = _meta([part], len(caps), captions_path, settings)
         write_json_atomic(tmp / "meta.json", meta)
-    return meta
+        return meta
+
+    return output.write(build)
 
 
 def _build(caps: dict[str, list[Segment]], vids: list[str], features_dir: Path, feature_2d: str, feature_3d: str,
@@ -248,7 +241,7 @@ def _build(caps: dict[str, list[Segment]], vids: list[str], features_dir: Path, 
     mismatched = 0
     dims: tuple[int, int] | None = None
     writers = {split: _SplitWriter(out / split, max_tokens, token_dtype) for split in SPLITS}
-    for vid in tqdm(vids, desc="howto100m", disable=not progress, file=sys.stderr, dynamic_ncols=True):
+    for vid in progress_bar(len(vids), "howto100m", "it", progress, iterable=vids):
         f2 = _load_features(features_dir / feature_2d / f"{vid}.npy")
         f3 = _load_features(features_dir / feature_3d / f"{vid}.npy")
         reason = f2 if isinstance(f2, str) else f3 if isinstance(f3, str) else None
@@ -335,18 +328,18 @@ def merge_howto100m_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict
         for split in SPLITS:
             (tmp / split).mkdir(parents=True)
             for name in ("tokens.bin", "lengths.bin", "steps.bin"):
-                concat_files([d / "data" / split / name for d in shards.dirs], tmp / split / name)
+                concat_files([d / SHARD_DATA / split / name for d in shards.dirs], tmp / split / name)
             steps = videos = 0
             with open(tmp / split / "offsets.bin", "wb") as offsets, open(tmp / split / "videos.bin", "wb") as index:
                 for d, part in zip(shards.dirs, parts):
-                    off = np.fromfile(d / "data" / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
+                    off = np.fromfile(d / SHARD_DATA / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
                     off[:, 0] += steps
                     offsets.write(off.tobytes())
-                    index.write((np.fromfile(d / "data" / split / "videos.bin", dtype="<i4") + videos)
+                    index.write((np.fromfile(d / SHARD_DATA / split / "videos.bin", dtype="<i4") + videos)
                                 .astype("<i4").tobytes())
                     steps += part["splits"][split]["steps"]
                     videos += len(part["splits"][split]["videos"])
-        shutil.copytree(shards.dirs[0] / "data" / "tokenizer", tmp / "tokenizer")
+        shutil.copytree(shards.dirs[0] / SHARD_DATA / "tokenizer", tmp / "tokenizer")
         write_json_atomic(tmp / "meta.json", meta)
         TeacherSamples(tmp, "train")  # every file of the size meta.json says
     return meta

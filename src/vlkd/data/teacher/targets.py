@@ -29,25 +29,22 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.mapped import MappedArrays, read_meta
+from vlkd.data.teacher.collate import TeacherCollator
 from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
-from vlkd.errors import Preempted, VlkdError
+from vlkd.errors import VlkdError
 from vlkd.inference import infer
-from vlkd.io import atomic_path, disk_full_error, read_json, remove_path, write_json_atomic
-from vlkd.lock import LOCK_FILE, DirLock
-from vlkd.preempt import StopSignals
+from vlkd.io import atomic_path, disk_full_error, write_json_atomic
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, has_video_tower, load_teacher
-from vlkd.outputs import existing_output, is_vacant
+from vlkd.preparation import Resumable
 from vlkd.rundir import RunDir, load_run_config
-from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, finish_shard
+from vlkd.shards import Shard, ShardSet, concat_files
 
 FORMAT_VERSION = 1
 FORMS = ("full", "nst-gram")
@@ -237,49 +234,37 @@ def prepare_teacher_targets(
         "bytes": target_bytes + voken_bytes,
     }
 
-    if shard is not None:
-        out, finished = begin_shard(out, shard, COMMAND, {**plan, "batch_size": batch_size}, overwrite)
-        if finished is not None:
-            return finished["meta"]
-    with DirLock(out), StopSignals() as signals:
-        return _build(out, plan, store, teacher, teacher_run, vokens, form, row_shape, target_bytes, voken_bytes,
-                      batch_size, overwrite, progress, signals, shard)
+    run = Resumable(COMMAND, out, overwrite=overwrite, shard=shard, identity={**plan, "batch_size": batch_size})
+    if run.finished is not None:
+        return run.finished["meta"]
+    with run:
+        return _build(run, plan, store, teacher, teacher_run, row_shape, target_bytes, voken_bytes, batch_size,
+                      progress)
 
 
-def _build(out: Path, plan: dict[str, Any], store: TokenStore, teacher: VideoTextTeacher, teacher_run: str | os.PathLike,
-           vokens: bool, form: str, row_shape: tuple[int, ...], target_bytes: int, voken_bytes: int, batch_size: int,
-           overwrite: bool, progress: bool, signals: StopSignals, shard: Shard | None) -> dict[str, Any]:
+def _plan_of(record: Any) -> dict:
+    """The plan a record holds: meta.json is the plan, progress.json holds it under "meta"."""
+    if not isinstance(record, dict):
+        return {}
+    return (record.get("meta") or {}) if "blocks_done" in record else record
+
+
+def _build(run: Resumable, plan: dict[str, Any], store: TokenStore, teacher: VideoTextTeacher,
+           teacher_run: str | os.PathLike, row_shape: tuple[int, ...], target_bytes: int, voken_bytes: int,
+           batch_size: int, progress: bool) -> dict[str, Any]:
     """The build proper, under OUT's (or the shard directory's) lock and with stop signals caught (see
     prepare_teacher_targets)."""
-    n, seq_len = store.num_blocks, plan["seq_len"]
+    out, shard = run.dir, run.shard
+    n, seq_len, form, vokens = store.num_blocks, plan["seq_len"], plan["form"], plan["vokens"]
     cls_id, sep_id = store.special_ids["cls"], store.special_ids["sep"]
-    done = 0
-    fresh = True
+    found = run.claim((META_FILE, PROGRESS_FILE), lambda record: _identity(_plan_of(record)) == _identity(plan),
+                      " (built with other arguments: teacher, store, form or vokens)",
+                      " and is not a teacher-targets directory")
+    if found is not None and found[0] == META_FILE:
+        return found[1]
+    done = 0 if found is None else int(found[1]["blocks_done"])
+    fresh = done == 0  # nothing computed yet: (re)allocate the arrays
     lo, hi = (0, n) if shard is None else shard.span(n, batch_size)
-    if shard is not None:
-        if (out / PROGRESS_FILE).is_file():  # begin_shard checked that the same arguments made it
-            done = int(read_json(out / PROGRESS_FILE)["blocks_done"])
-            fresh = done == 0
-    elif not overwrite:
-        if (out / META_FILE).is_file():
-            existing = read_json(out / META_FILE)
-            if _identity(existing) == _identity(plan):
-                return existing
-            raise existing_output(out, " (teacher targets built with other arguments: teacher, store, form "
-                                       "or vokens)")
-        if (out / PROGRESS_FILE).is_file():
-            state = read_json(out / PROGRESS_FILE)
-            if not isinstance(state, dict) or _identity(state.get("meta") or {}) != _identity(plan):
-                raise existing_output(out, " (an unfinished build with other arguments: teacher, store, form "
-                                           "or vokens)")
-            done = int(state["blocks_done"])
-            fresh = done == 0  # nothing computed yet: (re)allocate the arrays
-        elif not is_vacant(out):
-            raise existing_output(out, " and is not a teacher-targets directory")
-    else:
-        for child in out.iterdir():
-            if child.name != LOCK_FILE:
-                remove_path(child)
 
     shape_text = (f"{n} blocks" if shard is None else f"shard {shard}: blocks {lo}-{hi - 1} of {n}") + " x " + " x ".join(str(d) for d in row_shape)
     extra = f" + vokens int32 {_human(voken_bytes)}" if vokens else ""
@@ -290,47 +275,37 @@ def _build(out: Path, plan: dict[str, Any], store: TokenStore, teacher: VideoTex
     teacher.to(device)
     bank = voken_bank(teacher, teacher_run, device) if vokens else None
     plan["num_vokens"] = None if bank is None else int(bank.shape[0])
-    out.mkdir(parents=True, exist_ok=True)
     if fresh:  # the plan first: an output interrupted from here on is recognised and continued
         _save_progress(out, plan, 0)
     rows = hi - lo  # row r of this output is block lo + r
     targets = _open_array(out / TARGETS_FILE, "<f2", (rows, *row_shape), fresh)
     voken_ids = _open_array(out / VOKENS_FILE, "<i4", (rows, seq_len), fresh) if vokens else None
 
-    chunk = max(batch_size, CHUNK_BLOCKS // batch_size * batch_size)
-    with tqdm(total=rows, initial=done, unit="block", desc="teacher-targets", disable=not progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
-        while done < rows:
-            end = min(done + chunk, rows)
-            for start in range(done, end, batch_size):
-                stop = min(start + batch_size, end)
-                ids = torch.from_numpy(np.asarray(store.blocks[lo + start:lo + stop], dtype=np.int64))
-                ids = torch.cat([ids.new_full((len(ids), 1), cls_id), ids, ids.new_full((len(ids), 1), sep_id)], 1)
-                t = teacher_token_targets(teacher, ids.to(device), None).half()
-                if form == "full":
-                    targets[start:stop] = t.cpu().numpy()
-                else:
-                    targets[start:stop] = pack_upper(teacher_gram(t.float(), None)).half().cpu().numpy()
-                if voken_ids is not None:
-                    voken_ids[start:stop] = assign_vokens(t.float(), bank).cpu().numpy().astype(np.int32)
-                bar.update(stop - start)
-                if signals.requested:
-                    end = stop
-                    break
-            targets.flush()
-            if voken_ids is not None:
-                voken_ids.flush()
-            done = end
-            _save_progress(out, plan, done)
-            if signals.requested and done < rows:
-                raise Preempted(f"{signals.requested}: stopped after {done:,} of {rows:,} blocks in {out} (progress "
-                                "saved); run the same command again to continue")
+    def save(blocks_done: int) -> None:
+        targets.flush()
+        if voken_ids is not None:
+            voken_ids.flush()
+        _save_progress(out, plan, blocks_done)
+
+    for start in run.each(range(done, rows, batch_size), total=rows, done=done, unit="block",
+                          size=lambda start: min(batch_size, rows - start), save=save,
+                          every=max(1, CHUNK_BLOCKS // batch_size), progress=progress,
+                          stopped="stopped after {done:,} of {total:,} blocks (progress saved)"):
+        stop = min(start + batch_size, rows)
+        ids = torch.from_numpy(np.asarray(store.blocks[lo + start:lo + stop], dtype=np.int64))
+        ids = torch.cat([ids.new_full((len(ids), 1), cls_id), ids, ids.new_full((len(ids), 1), sep_id)], 1)
+        t = teacher_token_targets(teacher, ids.to(device), None).half()
+        if form == "full":
+            targets[start:stop] = t.cpu().numpy()
+        else:
+            targets[start:stop] = pack_upper(teacher_gram(t.float(), None)).half().cpu().numpy()
+        if voken_ids is not None:
+            voken_ids[start:stop] = assign_vokens(t.float(), bank).cpu().numpy().astype(np.int32)
 
     del targets, voken_ids
     if shard is None:
         write_json_atomic(out / META_FILE, plan)
-    else:
-        finish_shard(out, {"meta": plan, "rows": [lo, hi]})
+    run.complete({"meta": plan, "rows": [lo, hi]})
     (out / PROGRESS_FILE).unlink()
     return plan
 

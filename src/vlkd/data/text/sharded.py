@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Sequence
-
-from tqdm import tqdm
 
 from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES
 from vlkd.data.text.store import (
@@ -24,19 +21,19 @@ from vlkd.data.text.store import (
     DTYPES,
     META_FILE,
     TOKENIZER_DIR,
-    _BlockWriter,
-    encode_texts,
     fast_encoder,
     open_sources,
     source_record,
     store_meta,
     tokenizer_facts,
+    write_blocks,
     write_meta,
 )
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
 from vlkd.io import atomic_path, file_sha256
-from vlkd.shards import Shard, ShardSet, begin_shard, concat_files, file_identity, finish_shard
+from vlkd.preparation import SHARD_DATA, WriteOnce, progress_bar
+from vlkd.shards import Shard, ShardSet, concat_files, file_identity
 
 COMMAND = "prepare text"
 IDS_FILE = "ids.bin"
@@ -45,18 +42,18 @@ IDS_FILE = "ids.bin"
 def build_token_store_shard(
     inputs: Sequence[str | os.PathLike], tokenizer: str, out_dir: str | os.PathLike, shard: Shard,
     block_size: int = 126, fmt: str = "auto", min_words: int | None = None, progress: bool = True, *,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    overwrite: bool = False, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict[str, Any]:
-    """Tokenize shard `shard`'s part of `inputs` into OUT.shards/K-of-N; returns its shard result."""
+    """Tokenize shard `shard`'s part of `inputs` into OUT.shards/K-of-N/data; returns its shard result."""
     sources = open_sources(inputs, block_size, fmt, min_words, chunk_bytes)
     tok = load_tokenizer(tokenizer)
     facts = tokenizer_facts(tok)
     dtype_name = "uint16" if facts["vocab_size"] <= 1 << 16 else "uint32"
     identity = {"files": file_identity(inputs), "paths": [os.fspath(p) for p in inputs], "tokenizer": tokenizer,
                 "vocab_sha": facts["vocab_sha"], "block_size": block_size, "format": fmt, "min_words": min_words}
-    path, done = begin_shard(out_dir, shard, COMMAND, identity)
-    if done is not None:
-        return done
+    output = WriteOnce(COMMAND, out_dir, shard=shard, identity=identity, overwrite=overwrite)
+    if output.finished is not None:
+        return output.finished
     sizes = [src.path.stat().st_size for src in sources]
     lo, hi = shard.span(sum(sizes))
     offset = 0
@@ -64,32 +61,19 @@ def build_token_store_shard(
         src.span = (min(max(lo - offset, 0), size), min(max(hi - offset, 0), size))
         offset += size
     encode = fast_encoder(tok)
-    with atomic_path(path / IDS_FILE) as tmp, open(tmp, "wb") as f, tqdm(
-        total=hi - lo, unit="B", unit_scale=True, unit_divisor=1024, desc=f"tokenizing (shard {shard})",
-        disable=not progress, file=sys.stderr, dynamic_ncols=True,
-    ) as bar:
-        writer = _BlockWriter(f, 1, DTYPES[dtype_name])  # blocks of one id: the flat stream
-        unk_counts = []
-        for src in sources:
-            unks = 0
-            if src.span[0] != src.span[1]:
-                seen = 0
-                for texts in src.chunks():
-                    ids, n = encode_texts(encode, texts, src.format, tok.unk_token_id)
-                    unks += n
-                    writer.add(ids)
-                    bar.update(src.bytes_read - seen)
-                    seen = src.bytes_read
-            unk_counts.append(unks)
-        f.flush()
-        os.fsync(f.fileno())
-    tok.save_pretrained(path / TOKENIZER_DIR)
-    result = {"num_tokens": writer.num_tokens_total, "dtype": dtype_name, "tokenizer_facts": facts,
-              "sources": [{"format": s.format, "min_words": s.min_words, "lines_read": s.lines_read,
-                           "lines_kept": s.lines_kept, "sniffed": s.sniffed, "unks": n}
-                          for s, n in zip(sources, unk_counts)]}
-    finish_shard(path, result)
-    return result
+
+    def build(tmp: Path) -> dict[str, Any]:
+        with progress_bar(hi - lo, f"tokenizing (shard {shard})", "B", progress, unit_scale=True,
+                          unit_divisor=1024) as bar:
+            writer, unk_counts = write_blocks(tmp / IDS_FILE, sources, encode, tok.unk_token_id, 1,
+                                              DTYPES[dtype_name], bar)
+        tok.save_pretrained(tmp / TOKENIZER_DIR)
+        return {"num_tokens": writer.num_tokens_total, "dtype": dtype_name, "tokenizer_facts": facts,
+                "sources": [{"format": s.format, "min_words": s.min_words, "lines_read": s.lines_read,
+                             "lines_kept": s.lines_kept, "sniffed": s.sniffed, "unks": n}
+                            for s, n in zip(sources, unk_counts)]}
+
+    return output.write(build)
 
 
 def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -117,8 +101,8 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
                       inputs["min_words"], sources)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        concat_files([d / IDS_FILE for d in shards.dirs], tmp / BLOCKS_FILE,
+        concat_files([d / SHARD_DATA / IDS_FILE for d in shards.dirs], tmp / BLOCKS_FILE,
                      limit=num_blocks * block_size * DTYPES[dtype_name].itemsize)
         write_meta(tmp / META_FILE, meta)
-        shutil.copytree(shards.dirs[0] / TOKENIZER_DIR, tmp / TOKENIZER_DIR)
+        shutil.copytree(shards.dirs[0] / SHARD_DATA / TOKENIZER_DIR, tmp / TOKENIZER_DIR)
     return meta

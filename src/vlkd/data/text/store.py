@@ -24,15 +24,13 @@ from typing import Any, BinaryIO, Callable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
-from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.text.sources import DEFAULT_CHUNK_BYTES, WIKITEXT_UNK, TextSource
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path
-from vlkd.outputs import check_output
+from vlkd.preparation import WriteOnce, progress_bar
 
 FORMAT_VERSION = 1
 BLOCKS_FILE = "blocks.bin"
@@ -158,6 +156,28 @@ class _BlockWriter:
         self.num_tokens_total += n
 
 
+def write_blocks(path: Path, sources: list[TextSource], encode: Callable[[list[str]], list[list[int]]],
+                 unk_id: int | None, block_size: int, dtype: np.dtype, bar: Any) -> tuple[_BlockWriter, list[int]]:
+    """Tokenize `sources` in order into `path` as blocks of `block_size` ids (1: a shard's flat id stream),
+    skipping a source whose shard span is empty; returns the writer (its counts) and each source's `<unk>`s."""
+    with open(path, "wb") as f:
+        writer = _BlockWriter(f, block_size, dtype)
+        unk_counts = []
+        for src in sources:
+            seen, unks = 0, 0
+            for texts in src.chunks() if src.span is None or src.span[0] != src.span[1] else ():
+                ids, n = encode_texts(encode, texts, src.format, unk_id)
+                unks += n
+                writer.add(ids)
+                bar.update(src.bytes_read - seen)
+                bar.set_postfix_str(f"{writer.num_tokens_total:,} tokens", refresh=False)
+                seen = src.bytes_read
+            unk_counts.append(unks)
+        f.flush()
+        os.fsync(f.fileno())
+    return writer, unk_counts
+
+
 def open_sources(inputs: Sequence[str | os.PathLike], block_size: int, fmt: str, min_words: int | None,
                  chunk_bytes: int) -> list[TextSource]:
     """The inputs as sources, checked: at least one, each present, and a positive integer block size."""
@@ -196,34 +216,17 @@ def build_token_store(
             print(f"vlkd: {src.path}: read as WikiText (it has ' = Heading = ' lines): headings skipped, lines under "
                   f"{src.min_words} words skipped, {WIKITEXT_UNK} -> the unknown token; --format txt reads it as plain "
                   "text", file=sys.stderr)
-    out_dir = Path(out_dir)
-    check_output(out_dir, overwrite)
+    output = WriteOnce("prepare text", out_dir, overwrite=overwrite)
     tok = load_tokenizer(tokenizer)
     encode = fast_encoder(tok)
     vocab_size = max(tok.get_vocab().values()) + 1
     dtype_name = "uint16" if vocab_size <= 1 << 16 else "uint32"
 
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
+    def build(tmp: Path) -> dict[str, Any]:
         total_bytes = sum(src.path.stat().st_size for src in sources)
-        with open(tmp / BLOCKS_FILE, "wb") as f, tqdm(
-            total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="tokenizing",
-            disable=not progress, file=sys.stderr, dynamic_ncols=True,
-        ) as bar:
-            writer = _BlockWriter(f, block_size, DTYPES[dtype_name])
-            unk_counts = []
-            for src in sources:
-                seen, unks = 0, 0
-                for texts in src.chunks():
-                    ids, n = encode_texts(encode, texts, src.format, tok.unk_token_id)
-                    unks += n
-                    writer.add(ids)
-                    bar.update(src.bytes_read - seen)
-                    bar.set_postfix_str(f"{writer.num_tokens_total:,} tokens", refresh=False)
-                    seen = src.bytes_read
-                unk_counts.append(unks)
-            f.flush()
-            os.fsync(f.fileno())
+        with progress_bar(total_bytes, "tokenizing", "B", progress, unit_scale=True, unit_divisor=1024) as bar:
+            writer, unk_counts = write_blocks(tmp / BLOCKS_FILE, sources, encode, tok.unk_token_id, block_size,
+                                              DTYPES[dtype_name], bar)
         if writer.num_blocks == 0:
             raise VlkdError(
                 f"corpus too small: {writer.num_tokens_total} tokens after filtering, fewer than one block "
@@ -236,7 +239,9 @@ def build_token_store(
         )
         write_meta(tmp / META_FILE, meta)
         tok.save_pretrained(tmp / TOKENIZER_DIR)
-    return meta
+        return meta
+
+    return output.write(build)
 
 
 def tokenizer_facts(tok: PreTrainedTokenizerFast) -> dict[str, Any]:

@@ -47,8 +47,8 @@ import numpy as np
 from vlkd.data.bundled import bundled_path
 from vlkd.data.videoqa.features import HCRNFeatures
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, read_json
-from vlkd.outputs import check_output
+from vlkd.io import read_json
+from vlkd.preparation import WriteOnce, progress_bar
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -174,16 +174,13 @@ def _is_number(field: bytes) -> bool:
 
 
 def _text_glove(path: Path, wanted: dict[str, list[int]], progress: bool) -> tuple[dict[str, np.ndarray], int]:
-    from tqdm import tqdm
-
     if not path.is_file():
         raise VlkdError("GloVe file not found (give a glove.*.txt file or bundled:glove-50d)", path)
     vectors: dict[str, np.ndarray] = {}
     dim = 0
     wider: list[int] = []  # lines with more values than `dim`, skipped
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="glove",
-                                     disable=not progress, delay=1.0, leave=False, file=sys.stderr,
-                                     dynamic_ncols=True) as bar:
+    with open(path, "rb") as f, progress_bar(path.stat().st_size, "glove", "B", progress, unit_scale=True,
+                                             delay=1.0, leave=False) as bar:
         magic = f.read(4)
         if magic[:2] == b"\x1f\x8b" or magic == b"PK\x03\x04":
             raise VlkdError("is a compressed archive: unpack the glove.*.txt file inside it first", path)
@@ -351,10 +348,10 @@ def prepare_videoqa(
         raise VlkdError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
     if isinstance(answer_top, bool) or not isinstance(answer_top, int) or answer_top < 1:
         raise VlkdError(f"answer_top must be a positive integer, got {answer_top!r}")
-    qa_dir, out = Path(qa_dir), Path(out)
+    qa_dir = Path(qa_dir)
     if not qa_dir.is_dir():
         raise VlkdError("QA folder not found", qa_dir)
-    check_output(out, overwrite)
+    output = WriteOnce("prepare videoqa", out, overwrite=overwrite)
     names = read_mapping(mapping) if mapping is not None else None
     splits = {split: read_split(qa_dir / f"{split}_qa.json", names) for split in SPLITS}
     if not splits["train"]:
@@ -407,15 +404,17 @@ def prepare_videoqa(
     }
     vocab = {"question_token_to_idx": question_vocab, "answer_token_to_idx": answer_vocab,
              "question_types": list(QUESTION_TYPES)}
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
+
+    def build(tmp: Path) -> dict[str, Any]:
         _write(tmp / "vocab.json", json.dumps(vocab, indent=2) + "\n")
         with open(tmp / "glove.npy", "wb") as f:
             np.save(f, matrix, allow_pickle=False)
         for split in SPLITS:
             _write(tmp / f"{split}.jsonl", "".join(lines[split]))
         _write(tmp / "meta.json", json.dumps(meta, indent=2) + "\n")
-    return meta
+        return meta
+
+    return output.write(build)
 
 
 def _write(path: Path, text: str) -> None:

@@ -23,8 +23,8 @@ from vlkd.data.world.corpus import corpus_lines
 from vlkd.data.world.kinds import KINDS, MOTIONS, PROBE_SHARE, Kind
 from vlkd.data.world.render import COLORS, SHAPES, Pose, encode_mp4, render_frame
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, write_json_atomic, write_text_atomic
-from vlkd.outputs import check_output
+from vlkd.io import write_json_atomic, write_text_atomic
+from vlkd.preparation import WriteOnce, progress_bar
 
 SIZE, FPS, DURATION = 112, 24, 4.0
 RADIUS = {"small": 8.0, "big": 13.0}
@@ -289,35 +289,34 @@ def _make_video(job: tuple[int, int, str]) -> None:
 def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers: int | None = None,
                 overwrite: bool = False, progress: bool = True, report_rate: float | None = None) -> dict:
     """Generate the world into `out` atomically; returns its summary (also written to world.json).
-    `report_rate` None: REPORT_RATE."""
+    `report_rate` None: REPORT_RATE. A write-once preparation without `--shard` or resume: the question ids
+    run through every video in split order, and a world of the quickstart's size takes about a minute."""
     out = Path(out)
     report_rate = REPORT_RATE if report_rate is None else report_rate
     if num_videos < 1:
         raise VlkdError(f"--videos must be at least 1 (got {num_videos})")
     if not 0.0 <= report_rate <= 1.0:
         raise VlkdError(f"--report-rate must be in [0, 1] (got {report_rate})")
-    check_output(out, overwrite)
-    from tqdm import tqdm
-
+    output = WriteOnce("prepare world", out, overwrite=overwrite)
     ids = list(range(num_videos))
     scenes = [sample_scene(seed, i) for i in ids]
     splits = split_of(ids, seed)
-    with atomic_path(out) as tmp:
-        (tmp / "videos").mkdir(parents=True)
+
+    def build(tmp: Path) -> dict:
+        (tmp / "videos").mkdir()
         jobs = [(seed, i, str(tmp / "videos")) for i in ids]
-        workers = workers or min(len(jobs), os.cpu_count() or 1)
-        bar = tqdm(total=len(jobs), desc="videos", unit="video", disable=not progress)
-        if workers > 1:
-            # fork: the job function lives in this module, so nothing depends on how __main__ was started
-            method = "fork" if "fork" in get_all_start_methods() else "spawn"
-            with get_context(method).Pool(workers) as pool:
-                for _ in pool.imap_unordered(_make_video, jobs, chunksize=4):
+        processes = workers or min(len(jobs), os.cpu_count() or 1)
+        with progress_bar(len(jobs), "videos", "video", progress) as bar:
+            if processes > 1:
+                # fork: the job function lives in this module, so nothing depends on how __main__ was started
+                method = "fork" if "fork" in get_all_start_methods() else "spawn"
+                with get_context(method).Pool(processes) as pool:
+                    for _ in pool.imap_unordered(_make_video, jobs, chunksize=4):
+                        bar.update()
+            else:
+                for job in jobs:
+                    _make_video(job)
                     bar.update()
-        else:
-            for job in jobs:
-                _make_video(job)
-                bar.update()
-        bar.close()
         captions, corpus = world_text(seed, num_videos, report_rate)
         write_json_atomic(tmp / "caption.json", captions)
         write_text_atomic(tmp / "corpus.txt", "\n".join(corpus) + "\n")
@@ -344,7 +343,9 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
         }
         write_json_atomic(tmp / "world.json", summary)
         write_text_atomic(tmp / "README.md", world_readme(num_videos, seed, splits, qid, report_rate))
-    return summary
+        return summary
+
+    return output.write(build)
 
 
 def ensure_world(out: str | os.PathLike, num_videos: int, seed: int = 0) -> Path:
