@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from vlkd.errors import VlkdError
 from vlkd.io import read_json, remove_path, write_json_atomic
-from vlkd.outputs import check_output, existing_output, is_vacant
+from vlkd.outputs import existing_output, is_vacant
 
 SHARD_FILE = "shard.json"
 _NAME = re.compile(r"^(\d+)-of-(\d+)$")
@@ -163,11 +163,6 @@ def collect_shards(out: str | os.PathLike) -> ShardSet:
         records.append(record)
         dirs.append(path)
     return ShardSet(records[0]["command"], n, dirs, records)
-
-
-def check_merge_target(out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to merge onto an existing non-empty OUT unless `overwrite`."""
-    check_output(out, overwrite)
 
 
 def remove_shards(out: str | os.PathLike) -> None:

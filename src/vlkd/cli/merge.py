@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 
 from vlkd.cli.common import add_overwrite
 from vlkd.errors import VlkdError
 
-# command recorded in a shard's shard.json -> (module, function) that merges its shards
+# command recorded in a shard's shard.json -> (module, function) that writes the merged output into a directory
 MERGERS = {"prepare text": ("vlkd.data.text.sharded", "merge_token_store_shards"),
            "prepare howto100m": ("vlkd.data.teacher.howto100m", "merge_howto100m_shards"),
            "extract-features": ("vlkd.video.extract", "merge_feature_shards"),
@@ -16,14 +17,15 @@ MERGERS = {"prepare text": ("vlkd.data.text.sharded", "merge_token_store_shards"
 
 
 def cmd_merge_shards(args: argparse.Namespace) -> int:
-    from vlkd.shards import check_merge_target, collect_shards, remove_shards
+    from vlkd.preparation import WriteOnce
+    from vlkd.shards import collect_shards, remove_shards
 
     shards = collect_shards(args.out)
     if shards.command not in MERGERS:
         raise VlkdError(f"shards of an unknown command {shards.command!r}", shards.dirs[0])
-    check_merge_target(args.out, args.overwrite)
+    output = WriteOnce("merge-shards", args.out, overwrite=args.overwrite)
     module, function = MERGERS[shards.command]
-    getattr(importlib.import_module(module), function)(shards, args.out)
+    output.write(functools.partial(getattr(importlib.import_module(module), function), shards))
     if not args.keep_shards:
         remove_shards(args.out)
     print(f"{args.out}: merged {shards.count} shards of `vlkd {shards.command}`")

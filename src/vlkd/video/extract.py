@@ -16,8 +16,9 @@ Layouts (docs/formats.md):
 
 Resume: a re-run skips finished videos (their files exist) and produces the same bytes as one
 uninterrupted run (each video's chunks and batches depend on that video only). A video that cannot be
-read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run. SIGTERM or SIGUSR1
-finishes the video in hand and stops (exit code 75, resumable); one process at a time per OUT (a lock).
+read is listed in OUT/failed.txt (`path<TAB>reason`) and retried on the next run. A resumable preparation
+(`vlkd.preparation.Resumable`): SIGTERM or SIGUSR1 finishes the video in hand and stops (exit code 75);
+one process at a time per OUT (a lock).
 """
 
 from __future__ import annotations
@@ -380,8 +381,8 @@ def _extract(run: Resumable, paths: list[Path], ids: list[str], meta: dict, plan
     return counts
 
 
-def merge_feature_shards(shards: ShardSet, out: str | os.PathLike) -> dict:
-    """Write what one unsharded `extract_features` run writes to `out` from its shards: the per-video files
+def merge_feature_shards(shards: ShardSet, directory: Path) -> dict:
+    """Write into `directory` what one unsharded `extract_features` run writes, from its shards: the per-video files
     (hard-linked, howto100m layout) or the HCRN files assembled from the shards' parts, in listing order,
     with meta.json and failed.txt."""
     results = shards.results
@@ -391,19 +392,17 @@ def merge_feature_shards(shards: ShardSet, out: str | os.PathLike) -> dict:
     if not good:
         raise VlkdError("no video could be read (reasons in the shards' failed.txt)", results[0]["videos"])
     plan = Plan(**shards.inputs["meta"]["plan"])
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        link_or_copy(shards.dirs[0] / "meta.json", tmp / "meta.json")
-        subdirs = ("2d", "3d") if plan.layout == "howto100m" else (".parts",)
-        for sub in subdirs:
-            (tmp / sub).mkdir()
-            for d in shards.dirs:
-                if (d / sub).is_dir():
-                    for f in sorted((d / sub).iterdir()):
-                        if not f.name.startswith("."):
-                            link_or_copy(f, tmp / sub / f.name)
-        Writer(tmp, plan, good).assemble(good)
-        if failed:
-            write_text_atomic(tmp / "failed.txt", failed)
+    link_or_copy(shards.dirs[0] / "meta.json", directory / "meta.json")
+    subdirs = ("2d", "3d") if plan.layout == "howto100m" else (".parts",)
+    for sub in subdirs:
+        (directory / sub).mkdir()
+        for d in shards.dirs:
+            if (d / sub).is_dir():
+                for f in sorted((d / sub).iterdir()):
+                    if not f.name.startswith("."):
+                        link_or_copy(f, directory / sub / f.name)
+    Writer(directory, plan, good).assemble(good)
+    if failed:
+        write_text_atomic(directory / "failed.txt", failed)
     return {"videos": sum(r["counts"]["videos"] for r in results), "failed": failed.count("\n")}
 

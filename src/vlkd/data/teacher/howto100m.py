@@ -35,7 +35,7 @@ import numpy as np
 from vlkd.data.mapped import MappedArrays, read_meta
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, read_json, write_json_atomic
+from vlkd.io import read_json, write_json_atomic
 from vlkd.preparation import SHARD_DATA, WriteOnce, progress_bar
 from vlkd.shards import Shard, ShardSet, concat_files, file_identity
 
@@ -317,31 +317,30 @@ def _meta(parts: list[dict[str, Any]], videos_total: int, captions_path: Path, s
     }
 
 
-def merge_howto100m_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Concatenate the shards' splits into the directory one unsharded `prepare_howto100m` writes; returns
+def merge_howto100m_shards(shards: ShardSet, directory: Path) -> dict[str, Any]:
+    """Concatenate the shards' splits into `directory`, as one unsharded `prepare_howto100m` writes; returns
     its meta. Offsets and video indices of later shards are shifted past the earlier shards' rows."""
     inputs, parts = shards.inputs, shards.results
     settings = {k: inputs[k] for k in ("tokenizer", "vocab_sha", "word_budget", "max_tokens", "max_steps",
                                        "valid_fraction")}
     meta = _meta(parts, parts[0]["videos_total"], Path(inputs["captions"][0]), settings, shards.dirs)
-    with atomic_path(out_dir) as tmp:
-        for split in SPLITS:
-            (tmp / split).mkdir(parents=True)
-            for name in ("tokens.bin", "lengths.bin", "steps.bin"):
-                concat_files([d / SHARD_DATA / split / name for d in shards.dirs], tmp / split / name)
-            steps = videos = 0
-            with open(tmp / split / "offsets.bin", "wb") as offsets, open(tmp / split / "videos.bin", "wb") as index:
-                for d, part in zip(shards.dirs, parts):
-                    off = np.fromfile(d / SHARD_DATA / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
-                    off[:, 0] += steps
-                    offsets.write(off.tobytes())
-                    index.write((np.fromfile(d / SHARD_DATA / split / "videos.bin", dtype="<i4") + videos)
-                                .astype("<i4").tobytes())
-                    steps += part["splits"][split]["steps"]
-                    videos += len(part["splits"][split]["videos"])
-        shutil.copytree(shards.dirs[0] / SHARD_DATA / "tokenizer", tmp / "tokenizer")
-        write_json_atomic(tmp / "meta.json", meta)
-        TeacherSamples(tmp, "train")  # every file of the size meta.json says
+    for split in SPLITS:
+        (directory / split).mkdir(parents=True)
+        for name in ("tokens.bin", "lengths.bin", "steps.bin"):
+            concat_files([d / SHARD_DATA / split / name for d in shards.dirs], directory / split / name)
+        steps = videos = 0
+        with open(directory / split / "offsets.bin", "wb") as offsets, open(directory / split / "videos.bin", "wb") as index:
+            for d, part in zip(shards.dirs, parts):
+                off = np.fromfile(d / SHARD_DATA / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
+                off[:, 0] += steps
+                offsets.write(off.tobytes())
+                index.write((np.fromfile(d / SHARD_DATA / split / "videos.bin", dtype="<i4") + videos)
+                            .astype("<i4").tobytes())
+                steps += part["splits"][split]["steps"]
+                videos += len(part["splits"][split]["videos"])
+    shutil.copytree(shards.dirs[0] / SHARD_DATA / "tokenizer", directory / "tokenizer")
+    write_json_atomic(directory / "meta.json", meta)
+    TeacherSamples(directory, "train")  # every file of the size meta.json says
     return meta
 
 

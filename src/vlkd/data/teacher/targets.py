@@ -12,8 +12,8 @@ with L = block_size + 2: the teacher sees the clean `[CLS] block [SEP]` (no mask
 A distillation run reads the rows of its blocks by index (`TeacherTargets.gather`) and never runs the
 teacher; `TeacherTargets.check` refuses a cache built for another store, block size or teacher.
 
-One build at a time per OUT (a lock file); SIGTERM or SIGUSR1 finishes the batch in hand, records it in
-progress.json and stops (exit code 75); a re-run continues. The arrays are allocated up front, so a disk
+A resumable preparation (`vlkd.preparation.Resumable`): one build at a time per OUT (a lock file); SIGTERM or
+SIGUSR1 finishes the batch in hand, records it in progress.json and stops (exit code 75); a re-run continues. The arrays are allocated up front, so a disk
 too small for them is a one-line error before any work, not a crash halfway.
 """
 
@@ -37,7 +37,7 @@ from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
 from vlkd.inference import infer
-from vlkd.io import atomic_path, disk_full_error, write_json_atomic
+from vlkd.io import disk_full_error, write_json_atomic
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
 from vlkd.models.heads import quiet_transformers
@@ -310,8 +310,8 @@ def _build(run: Resumable, plan: dict[str, Any], store: TokenStore, teacher: Vid
     return plan
 
 
-def merge_teacher_target_shards(shards: ShardSet, out: str | os.PathLike) -> dict[str, Any]:
-    """Concatenate the shards' rows into the cache an unsharded `prepare_teacher_targets` writes to `out`."""
+def merge_teacher_target_shards(shards: ShardSet, directory: Path) -> dict[str, Any]:
+    """Concatenate the shards' rows into `directory`: the cache an unsharded `prepare_teacher_targets` writes."""
     results = shards.results
     meta = results[0]["meta"]
     if [r["rows"] for r in results] != [[lo, hi] for lo, hi in (Shard(k, shards.count).span(
@@ -319,12 +319,10 @@ def merge_teacher_target_shards(shards: ShardSet, out: str | os.PathLike) -> dic
         raise VlkdError("the shards' block ranges do not cover the store once, in order", shards.dirs[0].parent)
     if any(r["meta"] != meta for r in results):
         raise VlkdError("the shards disagree on the cache's metadata (voken bank?)", shards.dirs[0].parent)
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        for name in (TARGETS_FILE, VOKENS_FILE) if meta["vokens"] else (TARGETS_FILE,):
-            concat_files([d / name for d in shards.dirs], tmp / name)
-        write_json_atomic(tmp / META_FILE, meta)
-        TeacherTargets(tmp)  # every file of the expected size
+    for name in (TARGETS_FILE, VOKENS_FILE) if meta["vokens"] else (TARGETS_FILE,):
+        concat_files([d / name for d in shards.dirs], directory / name)
+    write_json_atomic(directory / META_FILE, meta)
+    TeacherTargets(directory)  # every file of the expected size
     return meta
 
 

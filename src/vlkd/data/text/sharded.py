@@ -31,7 +31,7 @@ from vlkd.data.text.store import (
 )
 from vlkd.data.tokenizer import load_tokenizer
 from vlkd.errors import VlkdError
-from vlkd.io import atomic_path, file_sha256
+from vlkd.io import file_sha256
 from vlkd.preparation import SHARD_DATA, WriteOnce, progress_bar
 from vlkd.shards import Shard, ShardSet, concat_files, file_identity
 
@@ -76,8 +76,9 @@ def build_token_store_shard(
     return output.write(build)
 
 
-def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write the token store of all `shards` to `out_dir`, as one unsharded run would; returns its meta."""
+def merge_token_store_shards(shards: ShardSet, directory: Path) -> dict[str, Any]:
+    """Write the token store of all `shards` into `directory` (`vlkd merge-shards` renames it onto OUT), as one
+    unsharded run would; returns its meta."""
     inputs, results = shards.inputs, shards.results
     paths = inputs["paths"]
     if file_identity(resolved for resolved, _ in inputs["files"]) != inputs["files"]:
@@ -99,10 +100,8 @@ def merge_token_store_shards(shards: ShardSet, out_dir: str | os.PathLike) -> di
             facts["special_ids"]["unk"], sum(s["unks"] for s in parts)))
     meta = store_meta(inputs["tokenizer"], facts, block_size, num_blocks, total, dtype_name, facts["vocab_size"],
                       inputs["min_words"], sources)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        concat_files([d / SHARD_DATA / IDS_FILE for d in shards.dirs], tmp / BLOCKS_FILE,
-                     limit=num_blocks * block_size * DTYPES[dtype_name].itemsize)
-        write_meta(tmp / META_FILE, meta)
-        shutil.copytree(shards.dirs[0] / SHARD_DATA / TOKENIZER_DIR, tmp / TOKENIZER_DIR)
+    concat_files([d / SHARD_DATA / IDS_FILE for d in shards.dirs], directory / BLOCKS_FILE,
+                 limit=num_blocks * block_size * DTYPES[dtype_name].itemsize)
+    write_meta(directory / META_FILE, meta)
+    shutil.copytree(shards.dirs[0] / SHARD_DATA / TOKENIZER_DIR, directory / TOKENIZER_DIR)
     return meta

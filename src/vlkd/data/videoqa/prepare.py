@@ -342,7 +342,8 @@ def prepare_videoqa(
 
     `glove` is a glove.*.txt file or ``bundled:glove-50d``; `mapping` a youtube_mapping.txt (MSVD-QA);
     `features` an HCRN-layout feature folder whose videos the questions must have (others are dropped
-    and counted). An existing non-empty `out` is refused unless `overwrite`.
+    and counted). An existing non-empty `out` is refused unless `overwrite`. A write-once preparation
+    without `--shard` or resume: the vocabularies are counted over the whole train split, in seconds.
     """
     if dataset not in DATASETS:
         raise VlkdError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
