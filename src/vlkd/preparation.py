@@ -105,12 +105,12 @@ class Resumable(Preparation):
         for name in records:
             path = self.dir / name
             if path.is_file():
+                if overwrite:
+                    break
                 content = read_json(path)
-                if not overwrite and (self.shard is not None or ours(content)):
-                    return name, content
-                if not overwrite:
+                if self.shard is None and not ours(content):
                     raise existing_output(self.dir, other)
-                break
+                return name, content
         if self.shard is None and not is_vacant(self.dir):
             if not overwrite:
                 raise existing_output(self.dir, foreign)
