@@ -30,7 +30,7 @@ def test_arrays_are_the_file_bytes_opened_once_and_pickled_without_the_map(tmp_p
 
 @pytest.mark.parametrize("content, problem", [(None, "file not found; rebuild it"),
                                               (b"\0" * 47, "size 47 bytes does not match meta.json (3 x 4 x 4 "
-                                                           "bytes = 48); rebuild it")])
+                                                           "bytes = 48); rebuild it")], ids=["missing", "wrong-size"])
 def test_a_missing_or_wrong_sized_file_is_named(tmp_path: Path, content: bytes | None, problem: str) -> None:
     if content is not None:
         (tmp_path / "a.bin").write_bytes(content)
@@ -40,7 +40,8 @@ def test_a_missing_or_wrong_sized_file_is_named(tmp_path: Path, content: bytes |
 
 
 @pytest.mark.parametrize("meta, problem", [([1], "malformed thing metadata: not a JSON object"),
-                                           ({"format_version": 2}, "unsupported thing format_version 2 (expected 1)")])
+                                           ({"format_version": 2}, "unsupported thing format_version 2 (expected 1)")],
+                         ids=["not-an-object", "other-version"])
 def test_read_meta_refuses_another_format(tmp_path: Path, meta: object, problem: str) -> None:
     path = tmp_path / "meta.json"
     path.write_text(json.dumps(meta))
