@@ -1,9 +1,9 @@
 """The skeleton of every preparation command (`vlkd prepare ...`, `vlkd extract-features`): what they share,
 written once. A command reads and checks its inputs, then hands the writing to one of two drivers:
 
-- `WriteOnce` (prepare text, howto100m, videoqa, world, bundled; merge-shards): the output is built in a temporary sibling
-  and renamed onto OUT when complete, so a failure or a kill leaves nothing and a re-run starts again. It
-  needs no lock: two runs build in their own temporaries and each rename is atomic.
+- `WriteOnce` (prepare text, howto100m, videoqa, world, bundled; merge-shards): the output is built in a
+  temporary sibling and renamed onto OUT when complete, so a failure or a kill leaves nothing and a re-run
+  starts again. It needs no lock: two runs build in their own temporaries and each rename is atomic.
 - `Resumable` (extract-features, prepare teacher-targets): long runs written in place item by item, under
   OUT's lock (`lock.DirLock`), with SIGTERM/SIGUSR1 finishing the item in hand and stopping (exit code 75,
   `preempt`); a re-run of the same command and settings skips the finished items.

@@ -382,9 +382,9 @@ def _extract(run: Resumable, paths: list[Path], ids: list[str], meta: dict, plan
 
 
 def merge_feature_shards(shards: ShardSet, directory: Path) -> dict:
-    """Write into `directory` what one unsharded `extract_features` run writes, from its shards: the per-video files
-    (hard-linked, howto100m layout) or the HCRN files assembled from the shards' parts, in listing order,
-    with meta.json and failed.txt."""
+    """Write into `directory` what one unsharded `extract_features` run writes, from its shards: the per-video
+    files (hard-linked, howto100m layout) or the HCRN files assembled from the shards' parts, in listing
+    order, with meta.json and failed.txt."""
     results = shards.results
     good = [vid for r in results for vid in r["good"]]
     failed = "".join((d / "failed.txt").read_text(encoding="utf-8") for d in shards.dirs

@@ -329,7 +329,8 @@ def merge_howto100m_shards(shards: ShardSet, directory: Path) -> dict[str, Any]:
         for name in ("tokens.bin", "lengths.bin", "steps.bin"):
             concat_files([d / SHARD_DATA / split / name for d in shards.dirs], directory / split / name)
         steps = videos = 0
-        with open(directory / split / "offsets.bin", "wb") as offsets, open(directory / split / "videos.bin", "wb") as index:
+        with open(directory / split / "offsets.bin", "wb") as offsets, \
+                open(directory / split / "videos.bin", "wb") as index:
             for d, part in zip(shards.dirs, parts):
                 off = np.fromfile(d / SHARD_DATA / split / "offsets.bin", dtype="<i8").reshape(-1, 2)
                 off[:, 0] += steps

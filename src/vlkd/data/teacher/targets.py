@@ -13,8 +13,9 @@ A distillation run reads the rows of its blocks by index (`TeacherTargets.gather
 teacher; `TeacherTargets.check` refuses a cache built for another store, block size or teacher.
 
 A resumable preparation (`vlkd.preparation.Resumable`): one build at a time per OUT (a lock file); SIGTERM or
-SIGUSR1 finishes the batch in hand, records it in progress.json and stops (exit code 75); a re-run continues. The arrays are allocated up front, so a disk
-too small for them is a one-line error before any work, not a crash halfway.
+SIGUSR1 finishes the batch in hand, records it in progress.json and stops (exit code 75); a re-run continues.
+The arrays are allocated up front, so a disk too small for them is a one-line error before any work, not a
+crash halfway.
 """
 
 from __future__ import annotations
