@@ -203,7 +203,8 @@ def prepare_howto100m(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Build teacher samples from caption.json and feature files; returns the metadata. An existing output
-    (or, with `shard`, shard directory) is refused unless `overwrite`.
+    (or, with `shard`, shard directory) is refused unless `overwrite`. Write-once (`preparation.WriteOnce`),
+    without resume: a big collection is split with `shard` instead.
 
     With `shard` K/N: only the K-th of N contiguous ranges of the sorted video ids, into OUT.shards/K-of-N/data
     (the same split files for those videos); `merge_howto100m_shards` concatenates them into OUT."""

@@ -209,6 +209,8 @@ def build_token_store(
     `min_words` overrides the format's default minimum words per line. The final partial block is
     dropped (counted in `num_tokens_dropped`). Output is written atomically; an existing non-empty
     `out_dir` is refused unless `overwrite`. `chunk_bytes` is how much input is tokenized per batch.
+    Write-once (`preparation.WriteOnce`), without resume: tokenizing is fast, and `--shard` splits a big corpus
+    (`build_token_store_shard`).
     """
     sources = open_sources(inputs, block_size, fmt, min_words, chunk_bytes)
     for src in sources:
