@@ -51,7 +51,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    metavar="NAME", help="3D backbone (default flow: no weights; resnext101: Kinetics, HCRN's): "
                                         "%(choices)s")
     p.add_argument("--weights", default=None, help="appearance weights file (default: torchvision cache, "
-                                                   "or the bundled file for mobilenet_v2)")
+                                                   "or the bundled file for mobilenet_v2); for clip, siglip and "
+                                                   "dinov2 a local transformers model directory with its image "
+                                                   "processor (required)")
     p.add_argument("--motion-weights", default=None, help="motion weights file (e.g. resnext-101-kinetics.pth)")
     p.add_argument("--num-clips", type=integer(ge=1), default=8, help="hcrn: clips per video (MSVD-QA 8, MSRVTT-QA 16)")
     p.add_argument("--mapping", help="MSVD's youtube_mapping.txt (NAME vidN): name each video's features vidN, "
