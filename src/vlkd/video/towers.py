@@ -3,7 +3,8 @@
 A tower comes from a local `save_pretrained` directory only (`local_files_only`: nothing is downloaded),
 with the image processor saved beside it (`preprocessor_config.json`, or a processor's
 `processor_config.json`): uint8 RGB frames go through that processor (its resize, centre crop, rescale and
-normalisation, on the frames' device) and then the model. The frame vector is
+normalisation, on the frames' device) and then the model. transformers (a second or more of start-up) is
+imported only when a tower is loaded, so the other backbones' extractions start without it. The frame vector is
 - CLIP: the projected image embedding (`image_embeds`, not L2-normalised) when the checkpoint has
   `visual_projection`, else the pooled output (the CLS token after the post-layer norm);
 - SigLIP: the pooled output (the attention-pooling head);
@@ -14,16 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import transformers
 from safetensors import SafetensorError
 from torch import nn
-from transformers import AutoImageProcessor, BaseImageProcessor, PreTrainedModel
 
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.io import check_safetensors_dir, read_json
-from vlkd.models.heads import quiet_transformers
 
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
@@ -72,15 +72,17 @@ def _check_directory(family: Family, directory: Path) -> None:
     check_safetensors_dir(directory)
 
 
-def _from_pretrained(class_name: str, directory: Path) -> tuple[PreTrainedModel, set[str]]:
-    """The model and the names of the tensors the checkpoint lacks."""
+def _from_pretrained(class_name: str, directory: Path) -> tuple[nn.Module, set[str]]:
+    """The transformers model and the names of the tensors the checkpoint lacks."""
+    import transformers  # only when used: see the module's docstring
+
     with quiet_transformers():
         model, info = getattr(transformers, class_name).from_pretrained(
             directory, local_files_only=True, output_loading_info=True)
     return model, set(info["missing_keys"])
 
 
-def load_model(family: Family, directory: Path) -> tuple[PreTrainedModel, str]:
+def load_model(family: Family, directory: Path) -> tuple[nn.Module, str]:
     """The family's model from `directory` and its frame-vector output; every tensor must come from the
     checkpoint (extra ones, such as a CLIP text tower, are ignored)."""
     _check_directory(family, directory)
@@ -97,11 +99,14 @@ def load_model(family: Family, directory: Path) -> tuple[PreTrainedModel, str]:
     return model.eval(), vector
 
 
-def load_processor(directory: Path) -> BaseImageProcessor:
-    """The image processor saved in `directory` (torchvision backend: it runs on the frames' device)."""
+def load_processor(directory: Path) -> Any:
+    """transformers' image processor saved in `directory` (torchvision backend: it runs on the frames'
+    device)."""
     if not any((directory / name).is_file() for name in PROCESSOR_FILES):
         raise VlkdError("no image processor (preprocessor_config.json) in the model directory: save it there "
                         "with AutoImageProcessor.from_pretrained(NAME).save_pretrained(DIR)", directory)
+    from transformers import AutoImageProcessor  # only when used: see the module's docstring
+
     try:
         with quiet_transformers():
             return AutoImageProcessor.from_pretrained(directory, local_files_only=True, backend="torchvision")

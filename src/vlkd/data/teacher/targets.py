@@ -36,13 +36,13 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import Preempted, VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.inference import infer
 from vlkd.io import atomic_path, disk_full_error, read_json, remove_path, write_json_atomic
 from vlkd.lock import LOCK_FILE, DirLock
 from vlkd.preempt import StopSignals
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
-from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, has_video_tower, load_teacher
 from vlkd.outputs import existing_output, is_vacant
 from vlkd.rundir import RunDir, load_run_config
