@@ -40,16 +40,19 @@ def tiny_tower(family: str) -> tuple[torch.nn.Module, object]:
                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]))
 
 
-def frame_vectors(family: str, directory: Path, frames: np.ndarray) -> np.ndarray:
-    """The frame vector the docs name, computed with transformers directly on the PIL processor's output."""
-    pixels = AutoImageProcessor.from_pretrained(directory, backend="pil")(images=list(frames),
-                                                                          return_tensors="pt")["pixel_values"]
-    with torch.inference_mode():
-        if family == "clip":
-            return CLIPVisionModelWithProjection.from_pretrained(directory)(pixel_values=pixels).image_embeds.numpy()
-        if family == "siglip":
-            return SiglipVisionModel.from_pretrained(directory)(pixel_values=pixels).pooler_output.numpy()
-        return Dinov2Model.from_pretrained(directory)(pixel_values=pixels).last_hidden_state[:, 0].numpy()
+def frame_vectors(family: str, directory: Path, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frame vector the docs name for each group of frames, computed with transformers directly on the
+    output of the directory's processor with its PIL backend."""
+    processor = AutoImageProcessor.from_pretrained(directory, backend="pil")
+    model = {"clip": CLIPVisionModelWithProjection, "siglip": SiglipVisionModel, "dinov2": Dinov2Model}[family]
+    model = model.from_pretrained(directory)
+    vectors = []
+    for group in frames:
+        with torch.inference_mode():
+            out = model(pixel_values=processor(images=list(group), return_tensors="pt")["pixel_values"])
+        vectors.append((out.image_embeds if family == "clip" else
+                        out.pooler_output if family == "siglip" else out.last_hidden_state[:, 0]).numpy())
+    return vectors
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +91,13 @@ def test_both_layouts_write_the_towers_vectors(tower: tuple[str, Path, int], vid
     side = 40 if family == "dinov2" else 32  # the processor's resize size: the layouts feed it square frames
     app = np.load(tmp_path / "h" / "2d" / "video7.npy")
     assert app.shape == (2, width)  # 1.5 s at 1 frame/s: the frames at 0 s and 1 s
-    frames = np.stack([f.image for f in iter_frames(videos / "video7.mp4", FrameSize(side, "crop"))])
-    assert np.allclose(app, frame_vectors(family, directory, frames[[0, 24]]), atol=1e-5)
     with h5py.File(tmp_path / "c" / "appearance_feat.h5") as f:
         assert f["resnet_features"].shape == (1, 1, 16, width) and list(f["ids"][()]) == [7]
         clip = f["resnet_features"][0, 0]
-    frames = np.stack([f.image for f in iter_frames(videos / "video7.mp4", FrameSize(side, "stretch"))])
-    assert np.allclose(clip, frame_vectors(family, directory, frames[clip_indices(len(frames), 1)[0]]), atol=1e-5)
+    cropped, stretched = (np.stack([f.image for f in iter_frames(videos / "video7.mp4", FrameSize(side, mode))])
+                          for mode in ("crop", "stretch"))
+    expected = frame_vectors(family, directory, [cropped[[0, 24]], stretched[clip_indices(len(stretched), 1)[0]]])
+    assert np.allclose(app, expected[0], atol=1e-5) and np.allclose(clip, expected[1], atol=1e-5)
     meta = json.loads((tmp_path / "h" / "meta.json").read_text())["appearance"]
     assert meta["dim"] == width and meta["normalisation"]["size"] == side
     assert meta["processor"]["image_mean"] == json.loads((directory / "preprocessor_config.json").read_text())[
@@ -160,7 +163,8 @@ def test_bad_directories_are_one_line_errors(tower: tuple[str, Path, int], video
     lacking = variant("lacking")
     state = load_file(lacking / "model.safetensors")
     dropped = sorted(state)[0]  # not CLIP's projection, whose absence is a tower without one
-    save_file({k: v for k, v in state.items() if k != dropped}, lacking / "model.safetensors", metadata={"format": "pt"})
+    save_file({k: v for k, v in state.items() if k != dropped}, lacking / "model.safetensors",
+              metadata={"format": "pt"})
     err = error(lacking)
     assert "weights do not fit" in err and "1 missing" in err and dropped in err
     assert not out.exists()

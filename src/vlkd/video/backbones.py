@@ -151,10 +151,11 @@ class FeatureModel(nn.Module):
         self.weights = resolve_weights(spec, weights)
         self.net: nn.Module | None = None
         if spec.tower:
-            self.net = VisionTower(FAMILIES[spec.name], self.weights)  # type: ignore[arg-type]
-            config = self.net.config
-            spec = replace(spec, dim=self.net.dim, size=self.net.size, mean=tuple(config.get("image_mean") or ()),
-                           std=tuple(config.get("image_std") or ()), scale=config.get("rescale_factor") or 1.0)
+            tower = VisionTower(FAMILIES[spec.name], self.weights)  # type: ignore[arg-type]
+            processor = tower.config
+            spec = replace(spec, dim=tower.dim, size=tower.size, mean=tuple(processor.get("image_mean") or ()),
+                           std=tuple(processor.get("image_std") or ()), scale=processor.get("rescale_factor") or 1.0)
+            self.net = tower
         self.spec = spec
         if spec.build is not None:
             net = spec.build()

@@ -4,7 +4,9 @@ A tower comes from a local `save_pretrained` directory only (`local_files_only`:
 with the image processor saved beside it (`preprocessor_config.json`, or a processor's
 `processor_config.json`): uint8 RGB frames go through that processor (its resize, centre crop, rescale and
 normalisation, on the frames' device) and then the model. transformers (a second or more of start-up) is
-imported only when a tower is loaded, so the other backbones' extractions start without it. The frame vector is
+imported only when a tower is loaded, so the other backbones' extractions start without it.
+
+The frame vector is
 - CLIP: the projected image embedding (`image_embeds`, not L2-normalised) when the checkpoint has
   `visual_projection`, else the pooled output (the CLS token after the post-layer norm);
 - SigLIP: the pooled output (the attention-pooling head);
