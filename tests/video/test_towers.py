@@ -18,6 +18,7 @@ from transformers import (AutoImageProcessor, BitImageProcessor, CLIPConfig, CLI
                           SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel)
 
 from vlkd.cli import main
+from vlkd.errors import VlkdError
 from vlkd.video.backbones import load_backbone
 from vlkd.video.decode import FrameSize, iter_frames
 from vlkd.video.sampling import clip_indices
@@ -108,8 +109,8 @@ def test_both_layouts_write_the_towers_vectors(tower: tuple[str, Path, int], vid
 
 
 def test_clip_without_projection_and_a_full_clip_model(tmp_path: Path) -> None:
-    """A CLIP tower saved without `visual_projection` gives its pooled output; a full CLIPModel directory
-    (text tower too, as released) gives the projected image embedding."""
+    """A CLIP tower saved without `visual_projection` (as an older pytorch_model.bin) gives its pooled output;
+    a full CLIPModel directory (text tower too, as released) gives the projected image embedding."""
     torch.manual_seed(0)
     frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -124,6 +125,9 @@ def test_clip_without_projection_and_a_full_clip_model(tmp_path: Path) -> None:
         directory = tmp_path / type(model).__name__
         model.save_pretrained(directory)
         processor.save_pretrained(directory)
+        if model is plain:
+            torch.save(load_file(directory / "model.safetensors"), directory / "pytorch_model.bin")
+            (directory / "model.safetensors").unlink()
         backbone = load_backbone("clip", directory)
         with torch.inference_mode():
             got = backbone(frames)
@@ -178,3 +182,10 @@ def test_bad_directories_are_one_line_errors(tower: tuple[str, Path, int], video
         assert np.load(out / "2d" / "video7.npy").shape == (2, 32)
         return
     assert "the image processor's output does not fit the model" in error(wrong_size)
+
+
+def test_a_siglip_without_its_pooling_head_is_refused(tmp_path: Path) -> None:
+    SiglipVisionModel(SiglipVisionConfig(**TINY, vision_use_head=False)).save_pretrained(tmp_path)
+    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    with pytest.raises(VlkdError, match="SiglipVisionModel has no pooler_output"):
+        load_backbone("siglip", tmp_path)

@@ -41,7 +41,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "at 24 fps (1.5/s). --layout hcrn: OUT/appearance_feat.h5 (resnet_features (V,N,16,D), "
                                    "ids) and OUT/motion_feat.h5 (resnext_features (V,N,D), ids). Re-running resumes; "
                                    "unreadable videos are listed in OUT/failed.txt. Offline defaults: MobileNetV2 (bundled "
-                                   "ImageNet weights) and weight-free optical-flow motion features.")
+                                   "ImageNet weights) and weight-free optical-flow motion features. --appearance "
+                                   "clip|siglip|dinov2 --weights DIR: a local transformers vision tower with its image "
+                                   "processor.")
     p.add_argument("--videos", required=True, help="directory of videos, or a text file listing video paths")
     p.add_argument("--layout", required=True, choices=["howto100m", "hcrn"], help="output layout")
     p.add_argument("--out", required=True, help="output directory (re-running with it resumes)")

@@ -132,10 +132,14 @@ class VisionTower(nn.Module):
             raise VlkdError(f"image processor: no input size in {size!r}", directory)
         try:  # one black frame: a processor whose output the model cannot take fails here, before any output
             with torch.inference_mode():
-                self.dim = self(torch.zeros(1, self.size, self.size, 3, dtype=torch.uint8)).shape[1]
+                vectors = self(torch.zeros(1, self.size, self.size, 3, dtype=torch.uint8))
         except (ValueError, RuntimeError) as e:
             raise VlkdError(f"the image processor's output does not fit the model ({_first_line(e)})",
                             directory) from None
+        if vectors is None:  # SigLIP with vision_use_head false
+            raise VlkdError(f"{type(self.model).__name__} has no {self.vector} (its config turns the pooling head "
+                            "off)", directory)
+        self.dim = vectors.shape[1]
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         inputs = self.processor(images=pixels.permute(0, 3, 1, 2), return_tensors="pt", device=pixels.device)
