@@ -41,7 +41,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "at 24 fps (1.5/s). --layout hcrn: OUT/appearance_feat.h5 (resnet_features (V,N,16,D), "
                                    "ids) and OUT/motion_feat.h5 (resnext_features (V,N,D), ids). Re-running resumes; "
                                    "unreadable videos are listed in OUT/failed.txt. Offline defaults: MobileNetV2 (bundled "
-                                   "ImageNet weights) and weight-free optical-flow motion features.")
+                                   "ImageNet weights) and weight-free optical-flow motion features. --appearance "
+                                   "clip|siglip|dinov2 --weights DIR: a local transformers vision tower with its image "
+                                   "processor.")
     p.add_argument("--videos", required=True, help="directory of videos, or a text file listing video paths")
     p.add_argument("--layout", required=True, choices=["howto100m", "hcrn"], help="output layout")
     p.add_argument("--out", required=True, help="output directory (re-running with it resumes)")
@@ -51,7 +53,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    metavar="NAME", help="3D backbone (default flow: no weights; resnext101: Kinetics, HCRN's): "
                                         "%(choices)s")
     p.add_argument("--weights", default=None, help="appearance weights file (default: torchvision cache, "
-                                                   "or the bundled file for mobilenet_v2)")
+                                                   "or the bundled file for mobilenet_v2); for clip, siglip and "
+                                                   "dinov2 a local transformers model directory with its image "
+                                                   "processor (required)")
     p.add_argument("--motion-weights", default=None, help="motion weights file (e.g. resnext-101-kinetics.pth)")
     p.add_argument("--num-clips", type=integer(ge=1), default=8, help="hcrn: clips per video (MSVD-QA 8, MSRVTT-QA 16)")
     p.add_argument("--mapping", help="MSVD's youtube_mapping.txt (NAME vidN): name each video's features vidN, "

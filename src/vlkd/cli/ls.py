@@ -40,7 +40,8 @@ def ls_tasks() -> list[str]:
 def ls_backbones() -> list[str]:
     from vlkd.video.backbones import SPECS
 
-    return [f"{s.name:<18} {'--appearance' if s.kind == '2d' else '--motion':<13} {s.dim:>5}-d  {s.size}px"
+    return [f"{s.name:<18} {'--appearance' if s.kind == '2d' else '--motion':<13} "
+            + ("size of --weights DIR" if s.tower else f"{s.dim:>5}-d  {s.size}px")
             + (f"  {s.notes}" if s.notes else "") for s in SPECS.values()]
 
 

@@ -40,9 +40,9 @@ from vlkd.data.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 from vlkd.data.visual.registry import read_benchmark
 from vlkd.data.visual.spec import VisualItem, VisualPart, fill_template
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.inference import infer
 from vlkd.io import check_safetensors_dir, read_json
-from vlkd.models.heads import quiet_transformers
 from vlkd.rundir import model_dir
 
 PROTOCOLS = ("probe", "cloze")

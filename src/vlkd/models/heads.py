@@ -7,36 +7,20 @@ checkpoint, a bare encoder (MiniLM), or a student; a missing head (or pooler) is
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
-from transformers.utils import logging as hf_logging
 from transformers import (AutoModelForMultipleChoice, AutoModelForQuestionAnswering,
                           AutoModelForSequenceClassification, PreTrainedModel)
 
 from vlkd.data.tasks.spec import CHOICE, CLASSIFY, REGRESS, SPAN, TaskSpec
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.io import check_safetensors_dir
 
 INPUTS = ("input_ids", "token_type_ids", "attention_mask")
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """No per-layer load reports or weight-loading progress bars: a new task head is expected."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def load_pretrained(path: str | Path, spec: TaskSpec | None = None) -> PreTrainedModel:

@@ -30,8 +30,8 @@ from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 from vlkd.card import write_model_cards
 from vlkd.data.tokenizer import load_tokenizer, resolve_tokenizer
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.io import atomic_path, file_sha256, read_json
-from vlkd.models.heads import quiet_transformers
 from vlkd.models.student import KDHead, KDHeadConfig, save_kd_head
 from vlkd.models.teacher import TEXT_DIR
 from vlkd.rundir import CONFIG, FINAL

@@ -43,11 +43,12 @@ from vlkd.data.tokenizer import load_tokenizer
 from vlkd.engine import Job, train
 from vlkd.engine.checkpoint import drop_optimizer_state
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.eval.diagnostic import score_diagnostic
 from vlkd.eval.metrics import compute, squad_scores, squad_v2_scores, tracie_scores
 from vlkd.eval.predict import predict
 from vlkd.io import check_safetensors_dir, read_json, write_json_atomic, write_text_atomic
-from vlkd.models.heads import TaskModel, load_classifier, load_pretrained, quiet_transformers
+from vlkd.models.heads import TaskModel, load_classifier, load_pretrained
 from vlkd.recipes import config_from_dict
 from vlkd.rundir import RunDir, model_dir, model_note
 

@@ -1,15 +1,17 @@
 """Feature backbones: 2D ImageNet CNNs and 3D video CNNs from torchvision, the Kinetics 3D ResNeXt-101,
-and the weight-free optical-flow motion extractor. Each records its input size and normalisation.
+the weight-free optical-flow motion extractor, and the vision towers of transformers (CLIP, SigLIP,
+DINOv2: `towers.py`). Each records its input size and normalisation.
 
 Weights never come from the network: a local file (`weights=PATH`), else torchvision's cache
 (`$TORCH_HOME/hub/checkpoints/<file>`) when the file is there, else the bundled MobileNetV2 for
-`mobilenet_v2`; `weights="random"` (tests, benchmarks) skips loading.
+`mobilenet_v2`; `weights="random"` (tests, benchmarks) skips loading. A vision tower needs `weights=DIR`,
+its local model directory, which also decides its width, input size and normalisation (its image processor).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +23,7 @@ from vlkd.data.bundled import bundled_path
 from vlkd.errors import VlkdError
 from vlkd.models.resnext3d import FEATURE_DIM, KINETICS_MEAN_255, resnext101_3d
 from vlkd.video.flow import FLOW_DIM, flow_features
+from vlkd.video.towers import FAMILIES, VisionTower
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 KINETICS = ((0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989))
@@ -41,6 +44,7 @@ class Spec:
     cache_file: str = ""  # file name in torchvision's cache
     head: str = ""  # attribute replaced by Identity to expose pooled features
     needs_weights: bool = True
+    tower: bool = False  # a transformers vision tower (FAMILIES): dim, size and normalisation come from its DIR
     notes: str = field(default="", compare=False)
 
     def normalisation(self) -> dict:
@@ -79,6 +83,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          build=resnext101_3d, cache_file="resnext-101-kinetics.pth", head="fc"),
     Spec("flow", "3d", FLOW_DIM, 112, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), needs_weights=False,
          notes="Lucas-Kanade optical-flow statistics, no weights"),
+    *[Spec(f.name, "2d", 0, 0, (), (), tower=True,
+           notes=f"transformers {f.model} and its image processor, frame vector {f.vector}")
+      for f in FAMILIES.values()],
 ]}
 
 
@@ -119,6 +126,9 @@ def load_strict(model: nn.Module, path: Path, name: str) -> None:
 
 def resolve_weights(spec: Spec, weights: str | os.PathLike | None) -> Path | None:
     """The weights file to load for `spec` (None: random init, only when asked or not needed)."""
+    if spec.tower and (not weights or weights == "random"):
+        raise VlkdError(f"{spec.name} needs --weights DIR: a local transformers model directory with its image "
+                        "processor (nothing is downloaded)")
     if not spec.needs_weights or weights == "random":
         return None
     if weights:
@@ -133,13 +143,20 @@ def resolve_weights(spec: Spec, weights: str | os.PathLike | None) -> Path | Non
 
 
 class FeatureModel(nn.Module):
-    """uint8 frames or clips in, pooled features out: normalisation inside, classifier head removed."""
+    """uint8 frames or clips in, pooled features out: normalisation inside, classifier head removed. For a
+    vision tower, `spec` is completed from its directory (width, frame size, the processor's mean/std)."""
 
     def __init__(self, spec: Spec, weights: str | os.PathLike | None = None) -> None:
         super().__init__()
-        self.spec = spec
         self.weights = resolve_weights(spec, weights)
         self.net: nn.Module | None = None
+        if spec.tower:
+            tower = VisionTower(FAMILIES[spec.name], self.weights)  # type: ignore[arg-type]
+            processor = tower.config
+            spec = replace(spec, dim=tower.dim, size=tower.size, mean=tuple(processor.get("image_mean") or ()),
+                           std=tuple(processor.get("image_std") or ()), scale=processor.get("rescale_factor") or 1.0)
+            self.net = tower
+        self.spec = spec
         if spec.build is not None:
             net = spec.build()
             if self.weights is not None:
@@ -150,12 +167,19 @@ class FeatureModel(nn.Module):
             if spec.kind == "2d":  # oneDNN's fast path on CPU (about 1.8x for MobileNetV2 there)
                 net = net.to(memory_format=torch.channels_last)
             self.net = net.eval()
-        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        if not spec.tower:
+            self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def describe(self) -> dict:
+        """meta.json's extra record of a vision tower (class, output, processor); empty for the others."""
+        return self.net.describe() if isinstance(self.net, VisionTower) else {}
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.net is None:  # flow: works on raw clips
             return flow_features(pixels)
+        if isinstance(self.net, VisionTower):  # its processor normalises
+            return self.net(pixels)
         x = pixels.float() * self.spec.scale
         if self.spec.kind == "2d":  # (B, H, W, 3)
             x = ((x.permute(0, 3, 1, 2) - self.mean) / self.std).contiguous(memory_format=torch.channels_last)

@@ -311,7 +311,7 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                 motion_size or mot_model.spec.size, num_clips)
     meta = {"plan": asdict(plan),
             "appearance": {"dim": app_model.spec.dim, "weights": str(app_model.weights or "random"),
-                           "normalisation": app_model.spec.normalisation()},
+                           "normalisation": app_model.spec.normalisation(), **app_model.describe()},
             "motion": {"dim": mot_model.spec.dim, "weights": str(mot_model.weights or "none"),
                        "normalisation": mot_model.spec.normalisation(), "notes": mot_model.spec.notes}}
     if mapping is not None:  # only then: an output written before --mapping existed still resumes

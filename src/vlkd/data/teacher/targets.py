@@ -37,11 +37,11 @@ from vlkd.data.teacher.howto100m import TeacherSamples
 from vlkd.data.text.store import META_FILE as STORE_META, TokenStore
 from vlkd.data.tokenizer import load_tokenizer, vocab_fingerprint
 from vlkd.errors import VlkdError
+from vlkd.hub import quiet_transformers
 from vlkd.inference import infer
 from vlkd.io import disk_full_error, write_json_atomic
 from vlkd.losses.kd import pack_upper, teacher_gram, unpack_upper
 from vlkd.losses.voken import assign_vokens
-from vlkd.models.heads import quiet_transformers
 from vlkd.models.teacher import NO_VIDEO_TOWER, VideoTextTeacher, has_video_tower, load_teacher
 from vlkd.preparation import Resumable
 from vlkd.rundir import RunDir, load_run_config
