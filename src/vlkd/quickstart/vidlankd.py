@@ -61,14 +61,20 @@ def world_captions(world: Path, data: Path, out: Path) -> Path:
     return path
 
 
-def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
-    """World features -> teacher samples (a held-out gallery) -> teacher training -> held-out retrieval."""
+def teacher_data_stage(out: Path, world: Path, profile: Profile) -> None:
+    """World features -> the teacher's samples, with a held-out gallery (resumable: finished videos and a
+    finished store are kept)."""
     features = out / "world-features"
-    extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
+    extract_features(world / "videos", features, layout="howto100m")
     data = out / TEACHER_DATA
     if not (data / "meta.json").is_file():
         prepare_howto100m(world / "caption.json", features, data, valid_fraction=profile.held_out_fraction,
                           progress=False)
+
+
+def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """Teacher training on the prepared samples -> held-out retrieval and its grid; returns its numbers."""
+    data = out / TEACHER_DATA
     meta = read_json(data / "meta.json")
     config = load_config("quickstart-teacher", [f"output_dir={out / 'teacher'}", f"data.path={data}",
                                                  f"video.feature_dim={meta['feature_dim']}", "resume=true",
@@ -94,13 +100,14 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     }
 
 
-def text_stage(out: Path, captions: Path, corpus: Path) -> TokenStore:
+def text_stage(out: Path, world: Path) -> None:
     """The student corpus (every student reads it, the text-only one too): the bundled Wikipedia lead
     sections + the world's training captions + its non-visual corpus about the kinds."""
     path = out / TEXT_STORE
     if not (path / "meta.json").is_file():
-        build_token_store([bundled_path("wikipedia"), captions, corpus], BUNDLED_TOKENIZER, path)
-    return TokenStore(path)
+        captions = world_captions(world, out / TEACHER_DATA, out)
+        build_token_store([bundled_path("wikipedia"), captions, world / "corpus.txt"], BUNDLED_TOKENIZER, path,
+                          progress=False)
 
 
 def run_name(name: str, seed: int) -> str:
@@ -108,12 +115,11 @@ def run_name(name: str, seed: int) -> str:
     return f"{name}-seed{seed}"
 
 
-def student_stage(out: Path, name: str, store: TokenStore, teacher: Path, profile: Profile,
-                  overrides: list[str], seed: int) -> Path:
-    """One student (or the baseline) at the shared steps, batch and data; `seed` sets its initialisation,
-    masks and data order (every student of one seed shares them)."""
+def student_stage(out: Path, name: str, teacher: Path, profile: Profile, overrides: list[str], seed: int) -> Path:
+    """One student (or the baseline) at the shared steps, batch and data (the token store under OUT); `seed`
+    sets its initialisation, masks and data order (every student of one seed shares them)."""
     _, preset, extra = STUDENTS[name]
-    config = load_config(preset, [f"output_dir={out / run_name(name, seed)}", f"data.train={store.path}",
+    config = load_config(preset, [f"output_dir={out / run_name(name, seed)}", f"data.train={out / TEXT_STORE}",
                                   "resume=true", f"seed={seed}", *([f"teacher={teacher}"] if name != "mlm" else []),
                                   *extra, *profile.overrides()["text"], *overrides])
     run_dir = run_training(config)
@@ -148,41 +154,47 @@ def visual_knowledge_stage(runs: dict[str, list[Path]], teacher: Path, world: Pa
     }
 
 
-def comparison_stage(out: Path, runs: dict[str, list[Path]], teacher: Path, profile: Profile,
-                     overrides: list[str]) -> dict[str, Any]:
-    """Every student: held-out perplexity (over its training seeds); grounding by both routes and
-    fine-tuning accuracy over fine-tuning seeds (its first training seed's run)."""
+def bundled_stage(out: Path, profile: Profile) -> None:
+    """The bundled fine-tuning tasks under OUT/bundled."""
     tasks = out / "bundled"
     if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
         prepare_bundled(tasks, overwrite=True)
-    data = out / TEACHER_DATA
-    students: dict[str, Any] = {}
+
+
+def student_comparison(out: Path, name: str, teacher: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """One student: held-out perplexity (over its training seeds); grounding by both routes and fine-tuning
+    accuracy over fine-tuning seeds (its first training seed's run)."""
+    seed_runs = [out / run_name(name, seed) for seed in profile.student_seeds]
+    run_dir = seed_runs[0]
+    results = read_json(RunDir(run_dir).results)
+    grounding = evaluate_text_grounding(run_dir, teacher, out / TEACHER_DATA, out=RunDir(run_dir).grounding)
     seeds = ",".join(map(str, profile.finetune_seeds))
-    for name, seed_runs in runs.items():
-        run_dir = seed_runs[0]
-        results = read_json(RunDir(run_dir).results)
-        grounding = evaluate_text_grounding(run_dir, teacher, data, out=RunDir(run_dir).grounding)
-        finetuned = {}
-        for task in profile.finetune_tasks:
-            result = finetune_command(task, str(tasks / task), str(RunDir(run_dir).final),
-                                      str(out / f"finetune-{task}-{run_dir.name}"),
-                                      ["resume=true", *FINETUNE, f"seeds=[{seeds}]", *overrides])
-            finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
-        students[name] = {
-            "label": STUDENTS[name][0], "steps": results["step"],
-            "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
-            "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
-            "grounding_head_absent": grounding.get("head_absent"),
-            "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
-            "finetune": finetuned,
-        }
-    gallery = next(iter(runs.values()))[0]
-    gallery_size = read_json(gallery / "grounding.json")["gallery"]
+    finetuned = {}
+    for task in profile.finetune_tasks:
+        result = finetune_command(task, str(out / "bundled" / task), str(RunDir(run_dir).final),
+                                  str(out / f"finetune-{task}-{run_dir.name}"),
+                                  ["resume=true", *FINETUNE, f"seeds=[{seeds}]", *overrides])
+        finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
+    return {
+        "label": STUDENTS[name][0], "steps": results["step"],
+        "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
+        "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
+        "grounding_head_absent": grounding.get("head_absent"),
+        "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
+        "finetune": finetuned,
+    }
+
+
+def comparison_summary(out: Path, students: dict[str, Any], profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """Every student's comparison with what they share: the grounding gallery and its chance levels, the
+    training batch and rate, the fine-tuning tasks' majority class, the seeds."""
+    first = out / run_name(next(iter(students)), profile.student_seeds[0])
+    gallery_size = read_json(RunDir(first).grounding)["gallery"]
     config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", *profile.overrides()["text"], *overrides])
     return {
         "students": students, "gallery": gallery_size, **chance_levels(gallery_size),
         "batch_size": config.batch_size, "lr": config.lr,
-        "finetune_majority": {t: 100 * _majority_share(tasks / t / "dev.tsv") for t in profile.finetune_tasks},
+        "finetune_majority": {t: 100 * _majority_share(out / "bundled" / t / "dev.tsv") for t in profile.finetune_tasks},
         "finetune_seeds": list(profile.finetune_seeds), "student_seeds": list(profile.student_seeds),
     }
 
