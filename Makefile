@@ -21,8 +21,9 @@ setup: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/vlkd quickstart --out runs/quickstart
 
+# one pytest worker per core (at most 4: each holds its own torch); tests/conftest.py splits the threads
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n auto --maxprocesses 4
 
 clean-venv:
 	rm -rf $(VENV)

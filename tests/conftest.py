@@ -19,6 +19,14 @@ from vlkd.data.text.store import build_token_store
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Tests compare exact values in fp32: `precision: auto` must not turn to bf16 on a CPU with AMX (engine/precision.py).
 os.environ["VLKD_CPU_BF16"] = "0"
+# Under pytest-xdist (`make test` runs one worker per core) each worker, and the processes its tests start,
+# gets its share of the cores instead of every worker's torch using them all.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    import torch
+
+    torch.set_num_threads(_threads)
 
 
 def wiki_extracts(n: int) -> list[str]:

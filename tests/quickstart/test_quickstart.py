@@ -43,6 +43,14 @@ def _matches(number: str, values: list[float]) -> bool:
     return any(abs(v - x) <= 0.5 * 10 ** -digits + 1e-9 for v in values)
 
 
+def _card_value(run: Path, metric: str) -> float:
+    """A metric from the evaluation table of RUN/final/README.md."""
+    rows = [line.split("|") for line in (run / "final" / "README.md").read_text().splitlines()
+            if line.startswith(f"| {metric} |")]
+    assert len(rows) == 1, run
+    return float(rows[0][2])
+
+
 def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_path: Path) -> None:
     report = run_quickstart(tmp_path, overrides=SHORT, world_videos=12)
     text = report.read_text()
@@ -99,7 +107,19 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
             assert (run / "best" / "selection.json").is_file()
             scored = json.loads((run / "eval-test.json").read_text())
             assert scored["split"] == "test" and models[name]["accuracy"]["values"][i] == 100 * scored["accuracy"]
-    assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) >= {"world", "teacher", "text", "mlm", "distill", "hidden_cos", "visual_knowledge", "comparison", "videoqa"}
+    assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) == {
+        "world", "teacher_data", "teacher", "text", "bundled", "mlm", "distill", "hidden_cos", "visual_knowledge",
+        "comparison", "videoqa"}
+    # every final/ has a model card, and where a card and metrics.json give the same quantity they agree
+    finals = [p for p in tmp_path.rglob("final") if p.is_dir()]
+    assert len(finals) > 20 and all((p / "README.md").is_file() for p in finals)
+    for name in ("mlm", "distill", "hidden_cos"):
+        student = vidlankd["students"][name]
+        assert [_card_value(tmp_path / f"{name}-seed{s}", "valid_perplexity") for s in vidlankd["student_seeds"]] == \
+            student["valid_perplexity"]["values"]
+        tuned = tmp_path / f"finetune-rt-polarity-{name}-seed{vidlankd['student_seeds'][0]}"
+        assert [100 * _card_value(tuned / f"seed-{s}", "accuracy") for s in finetune_seeds] == \
+            student["finetune"]["rt-polarity"]["values"]
     # a second run resumes: nothing is retrained, the report is rewritten identically
     again = run_quickstart(tmp_path, overrides=SHORT, world_videos=12)
     assert again.read_text() == text

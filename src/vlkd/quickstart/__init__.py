@@ -18,100 +18,97 @@ report under stable keys, and the stages' wall times). It sits above the recipes
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from vlkd.data.text.store import TokenStore
 from vlkd.data.world.generate import ensure_world
 from vlkd.errors import VlkdError
 from vlkd.io import read_json, write_json_atomic, write_text_atomic
 from vlkd.quickstart.reuse import check_reused_stores
 from vlkd.quickstart.profile import PROFILES, QUICK, STUDENTS, Profile
+from vlkd.quickstart.schedule import Task, run_tasks
 from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
-    TEACHER_DATA, WORLD_SEED, comparison_stage, student_stage, students_section, teacher_section, teacher_stage,
-    text_stage, vidlankd_figures, visual_knowledge_stage, world_captions)
+    TEXT_STORE, WORLD_SEED, bundled_stage, comparison_summary, run_name, student_comparison, student_stage,
+    students_section, teacher_data_stage, teacher_section, teacher_stage, text_stage, vidlankd_figures,
+    visual_knowledge_stage)
 
 STAGE_LABELS = {
-    "world": "generate the synthetic world", "teacher": "teacher: features, samples, training, retrieval",
-    "text": "token store", "visual_knowledge": "visual-knowledge probe of every student run and the teacher",
+    "world": "generate the synthetic world", "teacher_data": "teacher: features and samples",
+    "teacher": "teacher: training, retrieval", "text": "token store",
+    "visual_knowledge": "visual-knowledge probe of every student run and the teacher",
+    "bundled": "prepare the bundled fine-tuning task",
     "comparison": "grounding and fine-tuning of every student",
     "videoqa": "VideoQA: features, data, every model and seed",
 }
-
-
 PIPELINES = ("vidlankd", "videoqa")
 
 
-def _pipeline(out: Path, profile: Profile, pipeline: str, extra: list[str], world: Path,
-              threads: int | None = None) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """One method's stages (resumable), timed on its own clock; returns (its metrics, its stage times).
-    `threads` caps torch's threads: two pipelines at once share the cores."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    clock = StageClock(out, f"stage-seconds-{pipeline}")
-    metrics: dict[str, Any] = {}
-    if pipeline == "vidlankd":
-        with clock.stage("teacher"):
-            metrics["teacher"] = teacher_stage(out, world, profile, extra)
-        with clock.stage("text"):
-            store = text_stage(out, world_captions(world, out / TEACHER_DATA, out), world / "corpus.txt")
-        runs: dict[str, list[Path]] = {name: [] for name in profile.students}
+def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], world: Path) -> list[Task]:
+    """Every stage as a task, in priority order: the long VideoQA stage and the teacher's chain first."""
+    tasks = []
+    if "videoqa" in pipelines:
+        tasks.append(Task("videoqa", videoqa_stage, (out, world, profile, extra)))
+    if "vidlankd" in pipelines:
+        teacher = out / "teacher"
+        tasks += [Task("teacher_data", teacher_data_stage, (out, world, profile)),
+                  Task("text", text_stage, (out, world), after=("teacher_data",)),
+                  Task("teacher", teacher_stage, (out, world, profile, extra), after=("teacher_data",)),
+                  Task("bundled", bundled_stage, (out, profile))]
         for name in profile.students:
-            with clock.stage(name):
-                for seed in profile.student_seeds:
-                    runs[name].append(student_stage(out, name, store, out / "teacher", profile, extra, seed))
-        with clock.stage("visual_knowledge"):
-            knowledge = visual_knowledge_stage(runs, out / "teacher", world)
-        with clock.stage("comparison"):
-            metrics["vidlankd"] = comparison_stage(out, runs, out / "teacher", profile, extra)
-        metrics["vidlankd"]["visual_knowledge"] = knowledge
-        metrics["vidlankd"]["store"] = {k: store.meta[k] for k in
-                                        ("num_tokens", "num_blocks", "block_size", "vocab_size", "tokenizer")}
-        metrics["vidlankd"]["figures"] = vidlankd_figures(out, runs, metrics["vidlankd"])
-    else:
-        with clock.stage("videoqa"):
-            metrics["videoqa"] = videoqa_stage(out, world, profile, extra)
-        metrics["videoqa"]["figure"] = videoqa_figure(out, metrics["videoqa"])
-    return metrics, clock.as_dict()
+            tasks += [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
+                           after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
+                      for seed in profile.student_seeds]
+        runs = [run_name(name, seed) for name in profile.students for seed in profile.student_seeds]
+        tasks.append(Task("visual_knowledge", visual_knowledge_stage,
+                          ({name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students},
+                           teacher, world), after=("teacher", *runs)))
+        tasks += [Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile, extra),
+                       after=("teacher", "bundled", run_name(name, profile.student_seeds[0])), stage="comparison")
+                  for name in profile.students]
+    return tasks
 
 
 def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], world_videos: int,
             jobs: int) -> dict[str, Any]:
-    """The world, then each pipeline: one after the other, or (jobs=2) both at once in two processes that
-    split the cores (VideoQA's small models gain only 1.26x from a second thread, so the pair finishes
-    sooner: 9m11s vs. 9m47s measured). Returns the metrics with every stage's times."""
+    """The world, then every other stage as tasks on `jobs` workers (schedule.py). Returns the metrics with
+    every stage's times: per row of the stage table, the sum over its tasks."""
     clock = StageClock(out)
     with clock.stage("world"):
         world = ensure_world(out / "world", world_videos, seed=WORLD_SEED)
     pipelines = [p for p in PIPELINES if only in (None, p)]
-    if jobs > 1 and len(pipelines) > 1:
-        threads = max(1, torch.get_num_threads() // len(pipelines))
-        with ProcessPoolExecutor(len(pipelines), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_pipeline, out, profile, p, extra, world, threads) for p in pipelines]
-            parts = [f.result() for f in futures]
-    else:
-        parts = [_pipeline(out, profile, p, extra, world) for p in pipelines]
-    metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs if len(pipelines) > 1 else 1}
-    seconds = clock.as_dict()
-    pipeline_walls = []
-    for part, times in parts:
-        metrics |= part
-        pipeline_walls.append(sum(times["wall"].values()))
-        for kind in seconds:
-            seconds[kind] |= times[kind]
-    # pipelines run at once overlap: the total wall time is the world plus the longer of them
-    wall = seconds["wall"].get("world", 0.0) + (max(pipeline_walls) if metrics["jobs"] > 1 else sum(pipeline_walls))
-    seconds["total"] = {"wall": round(wall, 1), "cpu": round(sum(seconds["cpu"].values()), 1)}
+    tasks = _tasks(out, profile, pipelines, extra, world)
+    with clock.stage("tasks"):
+        results = run_tasks(tasks, jobs, lambda task, result, wall, cpu: clock.record(task.name, wall, cpu))
+    metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs}
+    if "vidlankd" in pipelines:
+        runs = {name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students}
+        metrics["teacher"] = results["teacher"]
+        vidlankd = comparison_summary(out, {name: results[f"comparison-{name}"] for name in profile.students},
+                                      profile, extra)
+        vidlankd["visual_knowledge"] = results["visual_knowledge"]
+        store = TokenStore(out / TEXT_STORE)
+        vidlankd["store"] = {k: store.meta[k] for k in ("num_tokens", "num_blocks", "block_size", "vocab_size",
+                                                        "tokenizer")}
+        vidlankd["figures"] = vidlankd_figures(out, runs, vidlankd)
+        metrics["vidlankd"] = vidlankd
+    if "videoqa" in pipelines:
+        metrics["videoqa"] = results["videoqa"]
+        metrics["videoqa"]["figure"] = videoqa_figure(out, metrics["videoqa"])
+    seconds: dict[str, dict[str, float]] = {"wall": {"world": clock.wall["world"]}, "cpu": {"world": clock.cpu["world"]}}
+    for task in tasks:
+        for kind, times in (("wall", clock.wall), ("cpu", clock.cpu)):
+            seconds[kind][task.row] = round(seconds[kind].get(task.row, 0.0) + times[task.name], 1)
+    seconds["total"] = {"wall": round(clock.wall["world"] + clock.wall["tasks"], 1),
+                        "cpu": round(sum(seconds["cpu"].values()), 1)}
     metrics["stage_seconds"] = seconds
     return metrics
 
 
-STAGE_ORDER = ("world", "teacher", "text", *STUDENTS, "visual_knowledge", "comparison", "videoqa")
+STAGE_ORDER = ("world", "teacher_data", "teacher", "text", *STUDENTS, "visual_knowledge", "bundled", "comparison",
+               "videoqa")
 
 
 def _time_section(seconds: dict[str, dict[str, float]], jobs: int) -> list[str]:
@@ -120,10 +117,12 @@ def _time_section(seconds: dict[str, dict[str, float]], jobs: int) -> list[str]:
             f"{wall[name]:.1f} | {cpu[name]:.1f} |"
             for name in sorted(wall, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)]
     return ["## Stage times", "",
-            "Seconds per stage of the run that did the work (a resumed stage keeps its first times; "
-            "`OUT/stage-seconds*.json`). CPU is the stage's process and its finished children, user + system. "
-            + ("The two pipelines ran at once (`--jobs 2`), each on half the cores: the total wall time is the "
-               "world plus the longer pipeline. " if jobs > 1 else "")
+            "Seconds per stage of the run that did the work, summed over its tasks (a student's seeds, every "
+            "student's comparison); a resumed task keeps its first times (`OUT/stage-seconds.json`). CPU is the "
+            "task's process and its finished children, user + system. "
+            + (f"The tasks ran on {jobs} worker processes at once, each on its share of the cores, so the "
+               "stages' wall times add up to more than the total, the world plus the span of every task. "
+               if jobs > 1 else "")
             + "The wall time grows with whatever else the machine runs.", "",
             "| stage | wall seconds | CPU seconds |", "|---|---|---|", *rows,
             f"| total | {seconds['total']['wall']:.1f} | {seconds['total']['cpu']:.1f} |", ""]
@@ -151,8 +150,9 @@ def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str
 
     `profile` is quick (the default, <= 10 minutes on 2 cores) or full (`--full`); `overrides` (key=value)
     apply to every training stage and `world_videos` sizes the synthetic world, e.g. to shorten a test run.
-    `jobs=2` runs the two pipelines at once, each on half the cores; the numbers then differ from `jobs=1`
-    (reductions over fewer threads: last digits for VidLanKD, up to 2 points for VideoQA's small data).
+    `jobs=2` runs the stages on two worker processes, each on half the cores, every stage as soon as what it
+    needs is done (schedule.py); the numbers then differ from `jobs=1` (reductions over fewer threads: last
+    digits for VidLanKD, up to 2 points for VideoQA's small data).
     """
     out = Path(out)
     if only not in (None, "vidlankd", "videoqa"):

@@ -29,7 +29,17 @@ from vlkd.video.extract import extract_features
 
 WORLD_SEED = 0
 TEACHER_DATA, TEXT_STORE = "world-teacher-data", "text-tokens"  # under OUT (reuse.py checks them first)
-FINETUNE = ["epochs=1", "lr=1e-3", "precision=fp32"]  # fp32: same numbers on every CPU; lr 1e-4 (GLUE's) leaves the tiny model at the majority class (measured)
+# fp32: same numbers on every CPU; lr 1e-4 (GLUE's) leaves the tiny model at the majority class (measured)
+FINETUNE = ["lr=1e-3", "precision=fp32"]
+
+
+def finetune_overrides(steps: int) -> list[str]:
+    """The fine-tuning settings: `steps` steps of batch 32, or one epoch when 0."""
+    return [f"max_steps={steps}" if steps else "epochs=1", *FINETUNE]
+
+
+def finetune_length(steps: int) -> str:
+    return f"{steps} steps of batch 32" if steps else "one epoch"
 _RETRIEVAL = ("r1", "r5", "r10", "median_rank")
 
 
@@ -61,14 +71,20 @@ def world_captions(world: Path, data: Path, out: Path) -> Path:
     return path
 
 
-def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
-    """World features -> teacher samples (a held-out gallery) -> teacher training -> held-out retrieval."""
+def teacher_data_stage(out: Path, world: Path, profile: Profile) -> None:
+    """World features -> the teacher's samples, with a held-out gallery (resumable: finished videos and a
+    finished store are kept)."""
     features = out / "world-features"
-    extract_features(world / "videos", features, layout="howto100m")  # resumes: finished videos are skipped
+    extract_features(world / "videos", features, layout="howto100m")
     data = out / TEACHER_DATA
     if not (data / "meta.json").is_file():
         prepare_howto100m(world / "caption.json", features, data, valid_fraction=profile.held_out_fraction,
                           progress=False)
+
+
+def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """Teacher training on the prepared samples -> held-out retrieval and its grid; returns its numbers."""
+    data = out / TEACHER_DATA
     meta = read_json(data / "meta.json")
     config = load_config("quickstart-teacher", [f"output_dir={out / 'teacher'}", f"data.path={data}",
                                                  f"video.feature_dim={meta['feature_dim']}", "resume=true",
@@ -94,13 +110,14 @@ def teacher_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     }
 
 
-def text_stage(out: Path, captions: Path, corpus: Path) -> TokenStore:
+def text_stage(out: Path, world: Path) -> None:
     """The student corpus (every student reads it, the text-only one too): the bundled Wikipedia lead
     sections + the world's training captions + its non-visual corpus about the kinds."""
     path = out / TEXT_STORE
     if not (path / "meta.json").is_file():
-        build_token_store([bundled_path("wikipedia"), captions, corpus], BUNDLED_TOKENIZER, path)
-    return TokenStore(path)
+        captions = world_captions(world, out / TEACHER_DATA, out)
+        build_token_store([bundled_path("wikipedia"), captions, world / "corpus.txt"], BUNDLED_TOKENIZER, path,
+                          progress=False)
 
 
 def run_name(name: str, seed: int) -> str:
@@ -108,12 +125,11 @@ def run_name(name: str, seed: int) -> str:
     return f"{name}-seed{seed}"
 
 
-def student_stage(out: Path, name: str, store: TokenStore, teacher: Path, profile: Profile,
-                  overrides: list[str], seed: int) -> Path:
-    """One student (or the baseline) at the shared steps, batch and data; `seed` sets its initialisation,
-    masks and data order (every student of one seed shares them)."""
+def student_stage(out: Path, name: str, teacher: Path, profile: Profile, overrides: list[str], seed: int) -> Path:
+    """One student (or the baseline) at the shared steps, batch and data (the token store under OUT); `seed`
+    sets its initialisation, masks and data order (every student of one seed shares them)."""
     _, preset, extra = STUDENTS[name]
-    config = load_config(preset, [f"output_dir={out / run_name(name, seed)}", f"data.train={store.path}",
+    config = load_config(preset, [f"output_dir={out / run_name(name, seed)}", f"data.train={out / TEXT_STORE}",
                                   "resume=true", f"seed={seed}", *([f"teacher={teacher}"] if name != "mlm" else []),
                                   *extra, *profile.overrides()["text"], *overrides])
     run_dir = run_training(config)
@@ -148,42 +164,50 @@ def visual_knowledge_stage(runs: dict[str, list[Path]], teacher: Path, world: Pa
     }
 
 
-def comparison_stage(out: Path, runs: dict[str, list[Path]], teacher: Path, profile: Profile,
-                     overrides: list[str]) -> dict[str, Any]:
-    """Every student: held-out perplexity (over its training seeds); grounding by both routes and
-    fine-tuning accuracy over fine-tuning seeds (its first training seed's run)."""
+def bundled_stage(out: Path, profile: Profile) -> None:
+    """The bundled fine-tuning tasks under OUT/bundled."""
     tasks = out / "bundled"
     if not all((tasks / t / "meta.json").is_file() for t in profile.finetune_tasks):
         prepare_bundled(tasks, overwrite=True)
-    data = out / TEACHER_DATA
-    students: dict[str, Any] = {}
+
+
+def student_comparison(out: Path, name: str, teacher: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """One student: held-out perplexity (over its training seeds); grounding by both routes and fine-tuning
+    accuracy over fine-tuning seeds (its first training seed's run)."""
+    seed_runs = [out / run_name(name, seed) for seed in profile.student_seeds]
+    run_dir = seed_runs[0]
+    results = read_json(RunDir(run_dir).results)
+    grounding = evaluate_text_grounding(run_dir, teacher, out / TEACHER_DATA, out=RunDir(run_dir).grounding)
     seeds = ",".join(map(str, profile.finetune_seeds))
-    for name, seed_runs in runs.items():
-        run_dir = seed_runs[0]
-        results = read_json(RunDir(run_dir).results)
-        grounding = evaluate_text_grounding(run_dir, teacher, data, out=RunDir(run_dir).grounding)
-        finetuned = {}
-        for task in profile.finetune_tasks:
-            result = finetune_command(task, str(tasks / task), str(RunDir(run_dir).final),
-                                      str(out / f"finetune-{task}-{run_dir.name}"),
-                                      ["resume=true", *FINETUNE, f"seeds=[{seeds}]", *overrides])
-            finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
-        students[name] = {
-            "label": STUDENTS[name][0], "steps": results["step"],
-            "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
-            "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
-            "grounding_head_absent": grounding.get("head_absent"),
-            "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
-            "finetune": finetuned,
-        }
-    gallery = next(iter(runs.values()))[0]
-    gallery_size = read_json(gallery / "grounding.json")["gallery"]
+    finetuned = {}
+    for task in profile.finetune_tasks:
+        result = finetune_command(task, str(out / "bundled" / task), str(RunDir(run_dir).final),
+                                  str(out / f"finetune-{task}-{run_dir.name}"),
+                                  ["resume=true", *finetune_overrides(profile.finetune_steps), f"seeds=[{seeds}]",
+                                   *overrides])
+        finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
+    return {
+        "label": STUDENTS[name][0], "steps": results["step"],
+        "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
+        "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
+        "grounding_head_absent": grounding.get("head_absent"),
+        "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
+        "finetune": finetuned,
+    }
+
+
+def comparison_summary(out: Path, students: dict[str, Any], profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """Every student's comparison with what they share: the grounding gallery and its chance levels, the
+    training batch and rate, the fine-tuning tasks' majority class, the seeds."""
+    first = out / run_name(next(iter(students)), profile.student_seeds[0])
+    gallery_size = read_json(RunDir(first).grounding)["gallery"]
     config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", *profile.overrides()["text"], *overrides])
     return {
         "students": students, "gallery": gallery_size, **chance_levels(gallery_size),
         "batch_size": config.batch_size, "lr": config.lr,
-        "finetune_majority": {t: 100 * _majority_share(tasks / t / "dev.tsv") for t in profile.finetune_tasks},
-        "finetune_seeds": list(profile.finetune_seeds), "student_seeds": list(profile.student_seeds),
+        "finetune_majority": {t: 100 * _majority_share(out / "bundled" / t / "dev.tsv") for t in profile.finetune_tasks},
+        "finetune_seeds": list(profile.finetune_seeds), "finetune_steps": profile.finetune_steps,
+        "student_seeds": list(profile.student_seeds),
     }
 
 
@@ -302,7 +326,7 @@ def students_section(m: dict[str, Any], store: dict[str, Any], figures: dict[str
                     f" | `{_train_command(name, first)}`; `vlkd evaluate grounding --model "
                     f"OUT/{run} --teacher OUT/teacher --data OUT/world-teacher-data`; `vlkd finetune --task TASK "
                     f"--data-dir OUT/bundled/TASK --model OUT/{run}/final --out OUT/finetune-TASK-{run} "
-                    f"{' '.join(FINETUNE)} seeds={','.join(map(str, m['finetune_seeds']))}` |")
+                    f"{' '.join(finetune_overrides(m['finetune_steps']))} seeds={','.join(map(str, m['finetune_seeds']))}` |")
     return [
         "## 2. Token store: bundled English Wikipedia lead sections + the world's training captions and corpus", "",
         f"- {store['num_tokens']:,} tokens in {store['num_blocks']:,} blocks of {store['block_size']} (vocabulary "
@@ -315,7 +339,7 @@ def students_section(m: dict[str, Any], store: dict[str, Any], figures: dict[str
         f"all {m['gallery']} held-out clips (`vlkd evaluate grounding`; R@5 chance {m['r5_chance']:.3f}): the *head* "
         "route scores the KD head's tokens by the teacher's similarity, the *probe* route a ridge regression from "
         "mean-pooled hidden states to the teacher's video embeddings (fitted on the training captions). "
-        f"Fine-tuning: dev accuracy in %, mean ± std over seeds {seeds}, one epoch at lr 1e-3 each "
+        f"Fine-tuning: dev accuracy in %, mean ± std over seeds {seeds}, {finetune_length(m['finetune_steps'])} at lr 1e-3 each "
         "(majority class " + ", ".join(f"{t} {v:.1f}%" for t, v in m["finetune_majority"].items()) + ").", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, "",
         f"![students: grounding and fine-tuning]({figures['bars']})", "",
