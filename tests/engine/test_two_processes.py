@@ -51,8 +51,8 @@ def launch(root: Path, jobs: list[dict[str, Any]], timeout: float = 600) -> list
     spec = root / "spec.json"
     spec.write_text(json.dumps({"root": str(root), "jobs": jobs, "ports": free_ports(len(jobs))}))
     env = {**os.environ, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, "-m", "tests.engine.two_processes", str(spec)], cwd=REPO,
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}) for rank in range(2)]
     deadline = time.monotonic() + timeout
@@ -66,8 +66,8 @@ def launch(root: Path, jobs: list[dict[str, Any]], timeout: float = 600) -> list
 
 
 @pytest.fixture(scope="session")
-def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One launch for every recipe, preparation and evaluation, and the kills and resumes."""
+def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One launch for every recipe, preparation and evaluation, and the kills and resumes: their folder."""
     root = tmp_path_factory.mktemp("two-processes")
 
     def train(recipe: str, out: str, *extra: str) -> list[str]:
@@ -77,9 +77,10 @@ def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.Te
     howto100m = next(a.split("=", 1)[1] for a in teacher if a.startswith("data.path="))
     distill = train("distill", "distill", *FEW)
     teacher_run = next(a.split("=", 1)[1] for a in distill if a.startswith("teacher="))
-    cached = [*distill, f"kd.targets={root / 'targets'}", "kd.teacher_input=unmasked",
-              "kd.terms=[{loss: nst, student: tokens, teacher: tokens}, {loss: voken, student: vokens, teacher: vokens}]"]
-    cached = [a.replace(str(root / "distill"), str(root / "distill-cached")) for a in cached]
+    cached = [f"output_dir={root / 'distill-cached'}" if a.startswith("output_dir=") else a for a in distill]
+    cached += [f"kd.targets={root / 'targets'}", "kd.teacher_input=unmasked",
+               "kd.terms=[{loss: nst, student: tokens, teacher: tokens}, "
+               "{loss: voken, student: vokens, teacher: vokens}]"]
     finetune = ["finetune", "--task", "mnli", "--data-dir", str(FIXTURES / "MNLI"), "--model", str(tiny_bert(root)),
                 "--out", str(root / "finetune"), "batch_size=4", "data.eval_batch_size=4", *SCHEDULE, *FEW]
     jobs = [
@@ -104,7 +105,7 @@ def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.Te
         {"name": "resumed", "argv": [*train("mlm", "killed"), "resume=true"]},
     ]
     assert launch(root, jobs) == [0, 0]
-    return {"root": root}
+    return root
 
 
 def result(root: Path, job: str, rank: int) -> tuple[int, str]:
@@ -114,14 +115,14 @@ def result(root: Path, job: str, rank: int) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("job", TRAINED)
-def test_every_recipe_trains_in_two_processes(two_processes: dict[str, Any], job: str) -> None:
-    root = two_processes["root"]
+def test_every_recipe_trains_in_two_processes(two_processes: Path, job: str) -> None:
+    root = two_processes
     (code0, log0), (code1, log1) = result(root, job, 0), result(root, job, 1)
     assert code0 == code1 == 0, (log0[-3000:], log1[-3000:])
     assert "2 process(es)" in log0
     run = RunDir(root / job)
     assert (run.final / "README.md").is_file() and run.results.is_file()
-    checkpoint = sorted((run.checkpoints).glob("step-*"))[-1]
+    checkpoint = sorted(run.checkpoints.glob("step-*"))[-1]
     assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
     records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     train_steps = [r["step"] for r in records if "loss" in r]
@@ -129,17 +130,17 @@ def test_every_recipe_trains_in_two_processes(two_processes: dict[str, Any], job
 
 
 @pytest.mark.parametrize("job", sorted(ONE_WRITER))
-def test_a_command_that_does_not_share_its_work_runs_on_process_0_only(two_processes: dict[str, Any],
+def test_a_command_that_does_not_share_its_work_runs_on_process_0_only(two_processes: Path,
                                                                        job: str) -> None:
-    root = two_processes["root"]
+    root = two_processes
     (code0, log0), (code1, log1) = result(root, job, 0), result(root, job, 1)
     assert code0 == 0, log0[-3000:]
     assert (root / ONE_WRITER[job]).is_file()
     assert code1 == 0 and "process 1 of 2:" in log1 and "runs on process 0 only" in log1, log1
 
 
-def test_evaluate_diagnostic_shares_its_predictions_and_process_0_writes(two_processes: dict[str, Any]) -> None:
-    root = two_processes["root"]
+def test_evaluate_diagnostic_shares_its_predictions_and_process_0_writes(two_processes: Path) -> None:
+    root = two_processes
     (code0, log0), (code1, log1) = result(root, "diagnostic", 0), result(root, "diagnostic", 1)
     assert code0 == code1 == 0, (log0[-3000:], log1[-3000:])
     assert "process 0 only" not in log1
@@ -148,11 +149,12 @@ def test_evaluate_diagnostic_shares_its_predictions_and_process_0_writes(two_pro
     assert scored["overall"]["count"] == examples  # each example once over the two processes' shares
 
 
-def test_kill_and_resume_in_two_processes_ends_with_the_uninterrupted_weights(two_processes: dict[str, Any]) -> None:
-    root = two_processes["root"]
+def test_kill_and_resume_in_two_processes_ends_with_the_uninterrupted_weights(two_processes: Path) -> None:
+    root = two_processes
     # rank 1 killed itself inside step 3, then rank 0 writing checkpoint 6; the other failed or was stopped
     assert result(root, "killed-1", 1)[0] == -signal.SIGKILL and result(root, "killed-1", 0)[0] != 0
     assert result(root, "killed-2", 0)[0] == -signal.SIGKILL and result(root, "killed-2", 1)[0] != 0
+    assert "step-2 (step 2)" in result(root, "killed-2", 0)[1]  # what the kill inside step 3 left
     (code0, log), (code1, log1) = result(root, "resumed", 0), result(root, "resumed", 1)
     assert code0 == code1 == 0, (log[-3000:], log1[-3000:])
     assert "resumed from" in log and "step-4 (step 4)" in log, log[-3000:]

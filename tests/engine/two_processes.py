@@ -5,11 +5,11 @@ and goes through the SPEC's jobs in order (tests/engine/test_two_processes.py la
 Each job is `vlkd.cli.main(argv)` in a child forked for it (no interpreter start; the child has touched no
 thread pool before the fork), so each job has its own process group on its own MASTER_PORT, as a launch of
 its own would, and a job may kill a process. SPEC (JSON): {"root": DIR, "ports": [one per job], "jobs":
-[{"name": N, "argv": [...], "kill": [rank, kind, step, nth]}, ...]}. Job N's output goes to DIR/N.rank-R.log
-and its exit code to DIR/N.rank-R.json (negative: killed by that signal). With `kill`, process `rank` kills
-itself at that point of the run (kinds of tests/engine/kill_anywhere.py), as a lost machine would; the other
-process's child is then stopped, as torchrun's agent stops a group whose member failed. A job starts once
-both processes have finished the one before (a later job may read what process 0 alone wrote).
+[{"name": N, "argv": [...], "kill": [rank, kind, step, nth]}, ...]}. Job N's output goes to DIR/N.rank-R.log,
+its exit code (negative: killed by that signal) and CPU seconds to DIR/N.rank-R.json. With `kill`, process
+`rank` kills itself at that point of the run (kinds of tests/engine/kill_anywhere.py), as a lost machine
+would; the other process's child is then stopped, as torchrun's agent stops a group whose member failed. A
+job starts once both processes have finished the one before (a later job may read what process 0 alone wrote).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_job(job: dict, root: Path, rank: int, processes: int, port: int) -> None
     """Run the job, stop it if another process's failed, record its exit code, then wait for the others'."""
     pid = run_child(job, root, rank, port)
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
         if failed_elsewhere(job["name"], root, rank, processes):
@@ -69,7 +69,8 @@ def run_job(job: dict, root: Path, rank: int, processes: int, port: int) -> None
         time.sleep(0.02)
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     path = result_path(root, job["name"], rank)
-    path.with_suffix(".tmp").write_text(json.dumps({"code": code}))
+    cpu = round(usage.ru_utime + usage.ru_stime, 2)
+    path.with_suffix(".tmp").write_text(json.dumps({"code": code, "cpu_s": cpu}))
     path.with_suffix(".tmp").rename(path)  # whole, for the other processes
     while not all(result_path(root, job["name"], r).is_file() for r in range(processes)):
         time.sleep(0.02)
