@@ -45,7 +45,7 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def launch(root: Path, jobs: list[dict[str, Any]], timeout: float = 600) -> list[int]:
+def launch(root: Path, jobs: list[dict[str, Any]], timeout: float = 400) -> list[int]:
     """Run `jobs` in two processes (one process group per job); if a driver fails, stop the other. Returns the
     two drivers' exit statuses."""
     spec = root / "spec.json"
@@ -104,7 +104,9 @@ def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.Te
         {"name": "killed-2", "argv": [*train("mlm", "killed"), "resume=true"], "kill": KILLS[1]},
         {"name": "resumed", "argv": [*train("mlm", "killed"), "resume=true"]},
     ]
-    assert launch(root, jobs) == [0, 0]
+    statuses = launch(root, jobs)
+    logs = sorted(root.glob("*.rank-*.log"), key=lambda path: path.stat().st_mtime)[-2:]
+    assert statuses == [0, 0], {path.name: path.read_text()[-2000:] for path in logs}  # the last job's
     return root
 
 
