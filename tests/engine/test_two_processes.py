@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from tests.engine.test_kill_anywhere import SCHEDULE, recipe_argv, safetensors_under, tiny_bert
+from vlkd.recipes import RECIPES
 from vlkd.rundir import RunDir
 
 REPO = Path(__file__).parents[2]
@@ -108,6 +109,10 @@ def two_processes(token_store: Path, wiki_txt: Path, tmp_path_factory: pytest.Te
     logs = sorted(root.glob("*.rank-*.log"), key=lambda path: path.stat().st_mtime)[-2:]
     assert statuses == [0, 0], {path.name: path.read_text()[-2000:] for path in logs}  # the last job's
     return root
+
+
+def test_every_registered_recipe_has_a_two_process_job() -> None:
+    assert set(RECIPES) <= set(TRAINED)
 
 
 def result(root: Path, job: str, rank: int) -> tuple[int, str]:
