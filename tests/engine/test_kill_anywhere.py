@@ -80,7 +80,8 @@ def tiny_teacher_run(root: Path, store: Path) -> Path:
     torch.manual_seed(0)
     text = build_masked_lm(ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                        max_position_embeddings=128))
-    teacher = VideoTextTeacher(text, VideoTowerConfig(feature_dim=8, hidden_size=32, num_layers=1, num_heads=2,
+    # feature_dim: teacher_data's 2d + 3d widths (8 + 8), so its voken bank can be built
+    teacher = VideoTextTeacher(text, VideoTowerConfig(feature_dim=16, hidden_size=32, num_layers=1, num_heads=2,
                                                       intermediate_size=64))
     run = root / "teacher-run"
     (run / "final").mkdir(parents=True)

@@ -1,9 +1,12 @@
-"""What every command module shares: the parser class, number types, registry choices, output checks."""
+"""What every command module shares: the parser class, number types, registry choices, output checks, and
+which process of a multi-process launch runs a command."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import typing
 from typing import Callable, Iterator
 
@@ -98,3 +101,33 @@ def check_outputs(args: argparse.Namespace) -> None:
     elif out and kind == "prefix":
         check_output_prefix(out, "--out")
 
+
+
+# What a multi-process launcher (torchrun, accelerate launch, mpirun) tells each process: its rank, the number
+# of processes, its rank on its machine. Accelerate reads the same names.
+RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LAUNCH_VARS = (*RANK_VARS, *SIZE_VARS, "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+def _first_int(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name])
+    return default
+
+
+def launch_rank() -> tuple[int, int]:
+    """(this process's rank, the number of processes) of a multi-process launch; (0, 1) without one."""
+    return _first_int(RANK_VARS, 0), _first_int(SIZE_VARS, 1)
+
+
+@contextlib.contextmanager
+def one_process() -> Iterator[None]:
+    """While the block runs, the launcher's variables are hidden, so the command (and any training it starts,
+    as the quickstart does) runs as a single process would instead of waiting for processes that never join."""
+    saved = {name: os.environ.pop(name) for name in LAUNCH_VARS if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

@@ -133,7 +133,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", default="", help="tokenizer directory (default: the model's)")
     p.add_argument("--max-length", type=int, default=126, help="tokens per pair (default 126, as fine-tuning)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass (default 64)")
-    p.set_defaults(func=cmd_evaluate_diagnostic)
+    p.set_defaults(func=cmd_evaluate_diagnostic, every_process=True)  # shares its predictions
 
     p = evaluate.add_parser("visual-knowledge", help="a text model's visual knowledge (colour, shape, size) on a "
                                                      "benchmark",

@@ -39,4 +39,4 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="local model directory (save_pretrained output, with a tokenizer)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.set_defaults(func=cmd_finetune, out_kind="dir")
+    p.set_defaults(func=cmd_finetune, out_kind="dir", every_process=True)

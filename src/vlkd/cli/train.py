@@ -32,4 +32,4 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="CONFIG", choices=RegistryChoices(preset_names),
                    help="YAML config path or preset name: %(choices)s")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, every_process=True)

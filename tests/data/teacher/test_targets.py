@@ -205,6 +205,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(teacher_run: Path, stor
     (gone / "config.yaml").write_text(f"data:\n  path: {tmp_path / 'nowhere'}\n")
     with pytest.raises(VlkdError, match="training data directory"):
         prepare_teacher_targets(gone, store.path, tmp_path / "out", vokens=True)
+    other_width = tmp_path / "other-width"  # the teacher beside training data of 16 + 8 = 24-d features
+    shutil.copytree(teacher_run / "final", other_width / "final")
+    for kind, dim in (("2d", 16), ("3d", 8)):
+        (other_width / "feats" / kind).mkdir(parents=True)
+        for v in range(6):
+            np.save(other_width / "feats" / kind / f"v{v}.npy", np.ones((3, dim), np.float32))
+    (other_width / "caption.json").write_text(json.dumps(
+        {f"v{v}": {"start": [0.0], "end": [2.0], "text": ["now we cut it"]} for v in range(6)}))
+    prepare_howto100m(other_width / "caption.json", other_width / "feats", other_width / "data", progress=False)
+    (other_width / "config.yaml").write_text(f"data:\n  path: {other_width / 'data'}\n")
+    capsys.readouterr()
+    assert main(["prepare", "teacher-targets", "--teacher", str(other_width), "--store", str(store.path), "--out",
+                 str(tmp_path / "out"), "--vokens"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "24-d video features but the teacher's video tower takes 32-d" in lines[0], lines
     with pytest.raises(VlkdError, match="unknown targets form"):
         prepare_teacher_targets(teacher_run, store.path, tmp_path / "out", form="half")
     with pytest.raises(VlkdError, match="token store directory not found"):

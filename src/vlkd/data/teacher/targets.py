@@ -118,7 +118,8 @@ def teacher_token_targets(teacher: VideoTextTeacher, input_ids: torch.Tensor,
     return F.normalize(teacher.encode_text(input_ids, attention_mask), dim=-1)
 
 
-def _teacher_samples(run: str | Path) -> TeacherSamples:
+def _teacher_samples(run: str | Path, teacher: VideoTextTeacher) -> TeacherSamples:
+    """The teacher's training samples, checked against its video tower: the voken set is their embeddings."""
     if not has_video_tower(RunDir(run).final):
         raise VlkdError(NO_VIDEO_TOWER + "; vokens need one", RunDir(run).final)
     config = load_run_config(Path(run))
@@ -126,13 +127,18 @@ def _teacher_samples(run: str | Path) -> TeacherSamples:
     if not path or not Path(path).is_dir():
         raise VlkdError("the teacher's training data directory (config.yaml data.path) is gone; vokens need the "
                         "teacher's training videos", path or RunDir(run).config)
-    return TeacherSamples(path, "train")
+    samples = TeacherSamples(path, "train")
+    width = teacher.video.cfg.feature_dim
+    if samples.feature_dim != width:
+        raise VlkdError(f"has {samples.feature_dim}-d video features but the teacher's video tower takes {width}-d "
+                        "ones; vokens need the teacher's own training data", samples.root / "meta.json")
+    return samples
 
 
 def voken_bank(teacher: VideoTextTeacher, run: str | Path, device: str | torch.device) -> torch.Tensor:
     """(V, H_t): the teacher's L2-normalised video embeddings of its training samples, one row per sample
     (`TeacherSamples(config data.path, "train")` order). The teacher must already be on `device`."""
-    samples = _teacher_samples(run)
+    samples = _teacher_samples(run, teacher)
     collate = TeacherCollator(samples.meta["special_ids"], samples.meta["vocab_size"], 0.0)
     rows = infer(lambda batch: teacher.encode_video(batch["video"], batch["video_mask"]).float(), samples, collate,
                  BANK_BATCH, device)
@@ -215,7 +221,7 @@ def prepare_teacher_targets(
     if cls_id is None or sep_id is None:
         raise VlkdError("token store has no [CLS]/[SEP] ids in its meta.json special_ids", store.path / STORE_META)
     if vokens:
-        _teacher_samples(teacher_run)  # the training data must still be there: fail before writing anything
+        _teacher_samples(teacher_run, teacher)  # the training data must still fit: fail before writing anything
     width = info["width"]
     n = store.num_blocks
     row_shape = (seq_len, width) if form == "full" else (seq_len * (seq_len + 1) // 2,)
