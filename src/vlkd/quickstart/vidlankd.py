@@ -200,7 +200,7 @@ def comparison_summary(out: Path, students: dict[str, Any], profile: Profile, ov
     """Every student's comparison with what they share: the grounding gallery and its chance levels, the
     training batch and rate, the fine-tuning tasks' majority class, the seeds."""
     first = out / run_name(next(iter(students)), profile.student_seeds[0])
-    gallery_size = read_json(RunDir(first).grounding)["gallery"]
+    gallery_size = read_json(RunDir(first).grounding.with_suffix(".json"))["gallery"]
     config = load_config("quickstart-mlm", [f"output_dir={out / 'mlm'}", *profile.overrides()["text"], *overrides])
     return {
         "students": students, "gallery": gallery_size, **chance_levels(gallery_size),
