@@ -7,7 +7,7 @@ one object centred in its slot, so an object can move, stop and move again. With
 (the quickstart's), HCRN's clips are centred on the slots and each clip sees at most one event.
 
 Questions, each marked by its type and by whether one clip's ground truth can answer it (`clips`: one)
-or only several clips taken together (`clips`: several): the order of events (which shape moves first /
+or only several clips taken together (`clips`: several, decided per question): the order of events (which shape moves first /
 last / next after another), counting over time (how many times an object moves), an object's first
 direction, and appearance (colour of a shape, shape of a colour, number of objects, which of two objects
 is further left at the end).
@@ -26,11 +26,9 @@ EVENT_SLOTS = 4
 EVENT_LENGTH = 0.6  # seconds; a 16-frame clip at 24 fps lasts 0.67 s
 EVENT_SPEED = 40.0  # pixels per second: a move covers 24 pixels
 COUNTS = {0: "zero", 1: "one", 2: "two", 3: "three"}
-# question type -> (needs, clips)
-TYPES = {"colour": ("appearance", "one"), "shape": ("appearance", "one"), "count_objects": ("appearance", "one"),
-         "relation": ("appearance", "one"), "first": ("motion", "several"), "last": ("motion", "several"),
-         "next": ("motion", "several"), "count_moves": ("motion", "several"),
-         "first_direction": ("motion", "several")}
+# question type -> what it needs
+TYPES = {"colour": "appearance", "shape": "appearance", "count_objects": "appearance", "relation": "appearance",
+         "first": "motion", "last": "motion", "next": "motion", "count_moves": "motion", "first_direction": "motion"}
 
 
 @dataclass
@@ -137,29 +135,34 @@ def end_x(scene: EventScene, index: int, directions: dict) -> float:
 
 
 def event_questions(scene: EventScene, rng: np.random.Generator, directions: dict) -> list[dict]:
-    """Every question of the scene: {"question", "answer", "type", "needs", "clips"} (TYPES)."""
-    qs: list[tuple[str, str, str]] = []
+    """Every question of the scene: {"question", "answer", "type", "needs", "clips"}. `clips` is "several"
+    when no single clip (knowing where it sits in time) determines the answer: the order of events unless
+    the first (last) one is in the first (last) slot, counting over time, an object's next mover, its first
+    direction unless that move is in the first slot; "one" otherwise (appearance; the relation at the end,
+    which the last clip shows)."""
+    qs: list[tuple[str, str, str, bool]] = []  # (question, answer, type, needs several clips)
     objs, events = scene.objects, scene.events
     for o in objs:
-        qs.append((f"what color is the {o.shape}?", o.color, "colour"))
-        qs.append((f"what shape is the {o.color} object?", o.shape, "shape"))
-    qs.append(("how many objects are there?", COUNTS[len(objs)], "count_objects"))
-    first, last = objs[events[0].actor], objs[events[-1].actor]
-    qs.append(("which shape moves first?", first.shape, "first"))
-    qs.append(("which shape moves last?", last.shape, "last"))
+        qs.append((f"what color is the {o.shape}?", o.color, "colour", False))
+        qs.append((f"what shape is the {o.color} object?", o.shape, "shape", False))
+    qs.append(("how many objects are there?", COUNTS[len(objs)], "count_objects", False))
+    first, last = events[0], events[-1]
+    qs.append(("which shape moves first?", objs[first.actor].shape, "first", first.slot != 0))
+    qs.append(("which shape moves last?", objs[last.actor].shape, "last", last.slot != EVENT_SLOTS - 1))
     for i, o in enumerate(objs):
         mine = [e for e in events if e.actor == i]
-        qs.append((f"how many times does {_name(o)} move?", COUNTS[len(mine)], "count_moves"))
+        qs.append((f"how many times does {_name(o)} move?", COUNTS[len(mine)], "count_moves", True))
         if mine:
-            qs.append((f"which way does {_name(o)} move first?", mine[0].direction, "first_direction"))
+            qs.append((f"which way does {_name(o)} move first?", mine[0].direction, "first_direction",
+                       mine[0].slot != 0))
             later = [e for e in events if e.slot > mine[0].slot]
             if later:
-                qs.append((f"which shape moves next after {_name(o)}?", objs[later[0].actor].shape, "next"))
+                qs.append((f"which shape moves next after {_name(o)}?", objs[later[0].actor].shape, "next", True))
     a, b = (int(v) for v in rng.choice(len(objs), size=2, replace=False))
     xa, xb = end_x(scene, a, directions), end_x(scene, b, directions)
     if abs(xa - xb) > 4:  # clearly apart
         qs.append((f"is {_name(objs[a])} left of {_name(objs[b])} at the end?", "yes" if xa < xb else "no",
-                   "relation"))
+                   "relation", False))
     order = rng.permutation(len(qs))
-    return [{"question": qs[i][0], "answer": qs[i][1], "type": qs[i][2], "needs": TYPES[qs[i][2]][0],
-             "clips": TYPES[qs[i][2]][1]} for i in order]
+    return [{"question": qs[i][0], "answer": qs[i][1], "type": qs[i][2], "needs": TYPES[qs[i][2]],
+             "clips": "several" if qs[i][3] else "one"} for i in order]
