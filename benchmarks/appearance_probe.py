@@ -90,8 +90,10 @@ def main() -> None:
             out = Path(tmp) / name
             extract_features(Path(tmp) / "world" / "videos", out, layout="hcrn", num_clips=4, motion_size=64,
                              device="cpu", progress=False, **setting)
-            with h5py.File(out / "appearance_feat.h5", "r") as f:
-                features[name] = f["resnet_features"][()].mean(axis=(1, 2))
+            with h5py.File(out / "appearance_feat.h5", "r") as f:  # rows in file-name order: video0, video1, video10
+                rows = {int(vid): row for row, vid in enumerate(f["ids"][()])}
+                every = f["resnet_features"][()].mean(axis=(1, 2))
+            features[name] = every[[rows[s["video_id"]] for s in world["scenes"]]]
             log(f"{name}: features in {time.time() - start:.1f}s (one thread, motion included)")
     for probe, (given, target) in PROBES.items():
         for name in SETTINGS:

@@ -89,12 +89,9 @@ def gap_closed(teacher: list[float], kd: list[float], alone: list[float]) -> dic
     gains = [k - s for k, s in zip(kd, alone)]
     fractions = [g / d for g, d in zip(gains, gaps) if d != 0]
     pooled = ((spread(teacher)["std"] ** 2 + spread(alone)["std"] ** 2) / 2) ** 0.5
-    return {"gap": spread(gaps), "kd_gain": spread(gains), "fraction_closed": spread(fractions) if fractions else None,
-            "pooled_std": pooled, "gap_over_pooled_std": (mean_of(gaps) / pooled) if pooled > 0 else None}
-
-
-def mean_of(values: list[float]) -> float:
-    return sum(values) / len(values)
+    gap = spread(gaps)
+    return {"gap": gap, "kd_gain": spread(gains), "fraction_closed": spread(fractions) if fractions else None,
+            "pooled_std": pooled, "gap_over_pooled_std": gap["mean"] / pooled if pooled > 0 else None}
 
 
 def _train_and_score(name: str, seed: int, out: Path, base: list[str], teacher: Path,
