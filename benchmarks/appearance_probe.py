@@ -1,6 +1,6 @@
 """Benchmark: do the appearance features bind colour to shape?
 
-Generates a synthetic world (default 300 videos) and extracts its appearance features in the HCRN layout
+Generates a synthetic world (default 600 videos: about 200 training videos per probe) and extracts its appearance features in the HCRN layout
 twice with `vlkd extract-features`: the old quickstart setting (MobileNetV2 on all 16 frames of each clip at
 64x64) and the new one (`--appearance-size 224 --appearance-frames 1`: each clip's middle frame at 224x224,
 the world's 112x112 frames upscaled, so an object spans a few cells of the CNN's feature map). Each video's
@@ -14,7 +14,8 @@ on standardised features (C picked by inner cross-validation), scored by 5-fold 
 
 Objects are drawn independently of each other, so neither is answerable from which colours and shapes occur
 (there are 1-3 objects): the feature must say which colour goes with which shape. Prints one JSON line per
-figure; the target for the new features is >= 0.9. `--quick`: 80 videos (a smoke run).
+figure; the target for the new features is >= 0.9 (measured: 0.924 / 0.923 at 600 videos, 0.815 / 0.871 at
+240, where each probe trains on about 80 videos; the old features 0.636 / 0.639 and 0.489 / 0.535). `--quick`: 80 videos (a smoke run).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def probe_accuracy(features: np.ndarray, scenes: list[dict], given: str, target:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=300)
+    parser.add_argument("--videos", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 80 videos")
     args = parser.parse_args()
