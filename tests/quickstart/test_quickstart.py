@@ -107,6 +107,16 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
             assert (run / "best" / "selection.json").is_file()
             scored = json.loads((run / "eval-test.json").read_text())
             assert scored["split"] == "test" and models[name]["accuracy"]["values"][i] == 100 * scored["accuracy"]
+    # the gap figure is computed from those per-seed accuracies; VideoQA ran on its own --events world
+    for column in ("accuracy", "acc_several"):
+        gap = metrics["videoqa"]["gap"][column]
+        assert gap["gap"]["values"] == [t - s for t, s in zip(models["teacher"][column]["values"],
+                                                              models["student"][column]["values"])]
+        assert gap["kd_gain"]["values"] == [k - s for k, s in zip(models["student-kd"][column]["values"],
+                                                                  models["student"][column]["values"])]
+    assert json.loads((tmp_path / "world-videoqa" / "world.json").read_text())["events"] is True
+    assert (tmp_path / "world" / "caption.json").is_file() and "events" not in json.loads(
+        (tmp_path / "world" / "world.json").read_text())
     assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) == {
         "world", "teacher_data", "teacher", "text", "bundled", "mlm", "distill", "hidden_cos", "visual_knowledge",
         "comparison", "videoqa"}

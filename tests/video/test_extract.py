@@ -252,3 +252,26 @@ def test_disk_full_while_writing_features_keeps_no_partial_file(videos: Path, tm
         Writer(out, Plan("howto100m", "mobilenet_v2", "flow", 32, 32), ["video0"]).write(
             "video0", np.zeros((2, 4)), np.zeros((3, 4)))
     assert list(out.rglob("*.npy*")) == [] and not list(out.rglob(".*"))
+
+
+def test_appearance_frames_keeps_evenly_spread_frames_of_each_clip(videos: Path, tmp_path: Path) -> None:
+    """--appearance-frames F: the F frames at the centres of F equal parts of each clip, the same numbers the
+    16-frame run gives for them; the default keeps meta.json as before the option existed."""
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{videos}/video1.mp4\n")
+    kwargs = dict(layout="hcrn", num_clips=2, appearance_size=32, motion_size=32, weights="random", workers=0,
+                  device="cpu", progress=False)
+    extract_features(listing, tmp_path / "all", **kwargs)
+    extract_features(listing, tmp_path / "two", appearance_frames=2, **kwargs)
+    with h5py.File(tmp_path / "all" / "appearance_feat.h5") as f:
+        every = f["resnet_features"][()]
+    with h5py.File(tmp_path / "two" / "appearance_feat.h5") as f:
+        two = f["resnet_features"][()]
+    assert every.shape == (1, 2, 16, 1280) and two.shape == (1, 2, 2, 1280)
+    assert np.allclose(two, every[:, :, [4, 12]], atol=1e-5)
+    assert "appearance_frames" not in json.loads((tmp_path / "all" / "meta.json").read_text())["plan"]
+    assert json.loads((tmp_path / "two" / "meta.json").read_text())["plan"]["appearance_frames"] == 2
+    with pytest.raises(VlkdError, match="appearance-frames"):
+        extract_features(listing, tmp_path / "bad", appearance_frames=17, **kwargs)
+    with pytest.raises(VlkdError, match="for --layout hcrn"):
+        extract_features(listing, tmp_path / "bad", **{**kwargs, "layout": "howto100m"}, appearance_frames=1)

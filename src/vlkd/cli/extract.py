@@ -23,7 +23,8 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
                               motion=args.motion, weights=args.weights, motion_weights=args.motion_weights,
                               num_clips=args.num_clips, appearance_size=args.appearance_size,
                               motion_size=args.motion_size, workers=args.workers, device=args.device,
-                              mapping=args.mapping, shard=shard, overwrite=args.overwrite)
+                              mapping=args.mapping, shard=shard, overwrite=args.overwrite,
+                              appearance_frames=args.appearance_frames)
     if shard is not None:
         failed = f", {counts['failed']} failed" if counts["failed"] else ""
         print(f"shard {shard}: {counts['extracted']} extracted, {counts['skipped']} already done{failed}")
@@ -38,7 +39,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract-features", help="2D appearance + 3D motion features of videos (HowTo100M or HCRN layout)",
                        description="Extract features of every video in DIR (or listed in a text file, one path per line). "
                                    "--layout howto100m: OUT/2d/<id>.npy at 1 frame/s and OUT/3d/<id>.npy on 16-frame clips "
-                                   "at 24 fps (1.5/s). --layout hcrn: OUT/appearance_feat.h5 (resnet_features (V,N,16,D), "
+                                   "at 24 fps (1.5/s). --layout hcrn: OUT/appearance_feat.h5 (resnet_features (V,N,F,D), F=--appearance-frames, "
                                    "ids) and OUT/motion_feat.h5 (resnext_features (V,N,D), ids). Re-running resumes; "
                                    "unreadable videos are listed in OUT/failed.txt. Offline defaults: MobileNetV2 (bundled "
                                    "ImageNet weights) and weight-free optical-flow motion features. --appearance "
@@ -61,6 +62,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping", help="MSVD's youtube_mapping.txt (NAME vidN): name each video's features vidN, "
                                      "so the HCRN ids are the N of the questions")
     p.add_argument("--appearance-size", type=integer(ge=1), default=None, help="appearance frame size (default: backbone's)")
+    p.add_argument("--appearance-frames", type=integer(ge=1), default=16,
+                   help="hcrn: appearance frames per clip, evenly spread (default 16: every frame; fewer at a larger "
+                        "--appearance-size resolve small objects for less compute)")
     p.add_argument("--motion-size", type=integer(ge=1), default=None, help="motion frame size (default: backbone's)")
     p.add_argument("--workers", type=integer(ge=1), default=1, help="decoding processes (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

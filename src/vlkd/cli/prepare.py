@@ -30,7 +30,7 @@ def cmd_prepare_world(args: argparse.Namespace) -> int:
     from vlkd.data.world.generate import build_world
 
     summary = build_world(args.out, args.videos, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                          report_rate=args.report_rate)
+                          report_rate=args.report_rate, events=args.events)
     print(f"{args.out}: {summary['num_videos']} videos, {summary['num_questions']} questions")
     return 0
 
@@ -123,6 +123,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-rate", type=number(ge=0, le=1), default=None,
                    help="chance that a caption states each property of a train kind it mentions (default 0.25); "
                         "a probe kind's never (docs/visual-knowledge.md)")
+    p.add_argument("--events", action="store_true",
+                   help="a VideoQA world of scenes with several events (objects that move, stop and move again) "
+                        "and questions relating clips (order, counting over time); no captions or corpus")
     add_overwrite(p)
     p.set_defaults(func=cmd_prepare_world, out_kind="dir")
     p = prep.add_parser("bundled", help="write the offline tasks rt-polarity and wiki-topic (GLUE layout)",

@@ -11,7 +11,8 @@ Layouts (docs/formats.md):
   1.5 clips/s; an incomplete last clip is dropped, a video shorter than one clip is edge-padded).
 - hcrn: OUT/appearance_feat.h5 (`resnet_features` (V, N, 16, D2), `ids` (V,)) and OUT/motion_feat.h5
   (`resnext_features` (V, N, D3), `ids`), N clips of 16 frames centred at linspace(0, T, N+2)[1:-1],
-  edge-padded, frames stretched to the backbone's square size (as HCRN did). Per-video results go to
+  edge-padded, frames stretched to the backbone's square size (as HCRN did); `appearance_frames` < 16 keeps
+  that many evenly spread frames of each clip for appearance (`resnet_features` (V, N, F, D2)). Per-video results go to
   OUT/.parts/ first; the HDF5 files are assembled (atomically, input order) once every video is done.
 
 Resume: a re-run skips finished videos (their files exist) and produces the same bytes as one
@@ -64,6 +65,22 @@ class Plan:
     fps_3d: float = 24.0
     frame_batch: int = 32
     clip_batch: int = 4
+    appearance_frames: int = CLIP_LEN  # hcrn: appearance frames per clip, evenly spread over it
+
+
+def plan_meta(plan: Plan) -> dict:
+    """The plan as meta.json records it: `appearance_frames` only when not the default, so an output written
+    before the option existed still resumes (and keeps its bytes)."""
+    fields = asdict(plan)
+    if plan.appearance_frames == CLIP_LEN:
+        del fields["appearance_frames"]
+    return fields
+
+
+def appearance_offsets(frames: int) -> list[int]:
+    """Which of a clip's CLIP_LEN frames give appearance features: the centres of `frames` equal parts
+    (all of them for CLIP_LEN; the middle one for 1)."""
+    return [CLIP_LEN * (2 * j + 1) // (2 * frames) for j in range(frames)]
 
 
 def list_videos(videos: str | os.PathLike) -> list[Path]:
@@ -113,7 +130,8 @@ def _chunks_hcrn(path: Path, plan: Plan) -> Iterator[tuple[str, np.ndarray]]:
     got, seen = gather_frames(iter_frames(path, raw=True), idx, lambda f: (app.apply(f), mot.apply(f)))
     if got is None:
         raise VlkdError(f"truncated: decoded {seen} of {info.num_frames} frames", path)
-    yield "app", got[0].reshape(-1, *got[0].shape[2:])  # (N*16, H, W, 3)
+    app_frames = got[0][:, appearance_offsets(plan.appearance_frames)]
+    yield "app", app_frames.reshape(-1, *app_frames.shape[2:])  # (N*F, H, W, 3)
     yield "mot", got[1]  # (N, 16, h, w, 3)
 
 
@@ -241,7 +259,7 @@ class Writer:
             _save_npy(self.out / "3d" / f"{vid}.npy", mot)
             _save_npy(self.out / "2d" / f"{vid}.npy", app)
             return
-        app = app.reshape(self.plan.num_clips, CLIP_LEN, -1)
+        app = app.reshape(self.plan.num_clips, self.plan.appearance_frames, -1)
         with atomic_path(self.parts / f"{vid}.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, app=app.astype(np.float32), mot=mot.astype(np.float32))
@@ -282,7 +300,8 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
                      motion_weights: str | None = None, num_clips: int = 8, appearance_size: int | None = None,
                      motion_size: int | None = None, workers: int = 1, device: str | None = None,
                      progress: bool = True, mapping: str | os.PathLike | None = None,
-                     shard: Shard | None = None, overwrite: bool = False) -> dict:
+                     shard: Shard | None = None, overwrite: bool = False,
+                     appearance_frames: int = CLIP_LEN) -> dict:
     """Extract features of every video into `out`; returns counts {"done", "skipped", "failed"}.
 
     `mapping` (MSVD's youtube_mapping.txt, lines `NAME vidN`) renames each video NAME.ext to vidN, so the
@@ -290,11 +309,16 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     With `shard` K/N: only the K-th of N contiguous ranges of the videos (in listing order), into
     OUT.shards/K-of-N/ (resumable the same way; HCRN parts are kept for the merge); `merge_feature_shards`
     then writes OUT. An output made with other settings, or a directory that is no extraction's, is refused
-    unless `overwrite` (which starts it again)."""
+    unless `overwrite` (which starts it again). `appearance_frames` (hcrn only): appearance frames per clip,
+    evenly spread (fewer frames at a larger `appearance_size` cost less and resolve small objects better)."""
     if layout not in ("howto100m", "hcrn"):
         raise VlkdError(f"unknown layout {layout!r} (howto100m or hcrn)")
     if num_clips < 1:
         raise VlkdError(f"--num-clips must be at least 1 (got {num_clips})")
+    if not 1 <= appearance_frames <= CLIP_LEN:
+        raise VlkdError(f"--appearance-frames must be in 1..{CLIP_LEN} (got {appearance_frames})")
+    if layout != "hcrn" and appearance_frames != CLIP_LEN:
+        raise VlkdError("--appearance-frames is for --layout hcrn (howto100m samples appearance at --rate-2d)")
     out = Path(out)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     paths = list_videos(videos)
@@ -308,8 +332,8 @@ def extract_features(videos: str | os.PathLike, out: str | os.PathLike, layout: 
     if mot_model.spec.kind != "3d":
         raise VlkdError(f"--motion must be a 3D backbone or flow; {motion} is {mot_model.spec.kind}")
     plan = Plan(layout, appearance, motion, appearance_size or app_model.spec.size,
-                motion_size or mot_model.spec.size, num_clips)
-    meta = {"plan": asdict(plan),
+                motion_size or mot_model.spec.size, num_clips, appearance_frames=appearance_frames)
+    meta = {"plan": plan_meta(plan),
             "appearance": {"dim": app_model.spec.dim, "weights": str(app_model.weights or "random"),
                            "normalisation": app_model.spec.normalisation(), **app_model.describe()},
             "motion": {"dim": mot_model.spec.dim, "weights": str(mot_model.weights or "none"),

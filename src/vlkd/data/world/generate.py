@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vlkd.data.world.corpus import corpus_lines
+from vlkd.data.world.events import EventScene, render_event_scene, sample_event_scene
 from vlkd.data.world.kinds import KINDS, MOTIONS, PROBE_SHARE, Kind
 from vlkd.data.world.render import COLORS, SHAPES, Pose, encode_mp4, render_frame
 from vlkd.errors import VlkdError
@@ -134,6 +135,13 @@ def sample_scene(seed: int, video_id: int, kinds: tuple[Kind, ...] = KINDS) -> S
     scene = Scene(video_id, objects, before, before + length, background)
     scene.questions = questions_for(scene, rng)
     return scene
+
+
+def sample_events(seed: int, video_id: int) -> EventScene:
+    """A scene with several events (`--events`, data/world/events.py) in this world's geometry."""
+    return sample_event_scene(seed, video_id, KINDS, lambda k, x, y: WorldObject(k.shape, k.colour, k.size, x, y,
+                                                                                 kind=k.kind),
+                              SIZE, RADIUS, DIRECTIONS, DURATION)
 
 
 def _clear(x: float, y: float, r: float, other: WorldObject, travel: float) -> bool:
@@ -281,16 +289,29 @@ def split_of(video_ids: list[int], seed: int) -> dict[str, list[int]]:
             "test": sorted(ids[n_train + n_val:])}
 
 
-def _make_video(job: tuple[int, int, str]) -> None:
-    seed, video_id, folder = job
-    encode_mp4(Path(folder) / f"video{video_id}.mp4", render_scene(sample_scene(seed, video_id)), FPS)
+def _make_video(job: tuple[int, int, str, bool]) -> None:
+    seed, video_id, folder, events = job
+    frames = (render_event_scene(sample_events(seed, video_id), SIZE, FPS, DURATION, RADIUS, DIRECTIONS) if events
+              else render_scene(sample_scene(seed, video_id)))
+    encode_mp4(Path(folder) / f"video{video_id}.mp4", frames, FPS)
+
+
+def _scene_summary(s: Scene | EventScene) -> dict:
+    if isinstance(s, EventScene):
+        return {"video_id": s.video_id, "background": s.background, "objects": [asdict(o) for o in s.objects],
+                "events": [asdict(e) for e in s.events]}
+    return {"video_id": s.video_id, "start": s.start, "end": s.end, "background": s.background,
+            "objects": [asdict(o) for o in s.objects]}
 
 
 def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers: int | None = None,
-                overwrite: bool = False, progress: bool = True, report_rate: float | None = None) -> dict:
+                overwrite: bool = False, progress: bool = True, report_rate: float | None = None,
+                events: bool = False) -> dict:
     """Generate the world into `out` atomically; returns its summary (also written to world.json).
-    `report_rate` None: REPORT_RATE. A write-once preparation without `--shard` or resume: the question ids
-    run through every video in split order, and a world of the quickstart's size takes about a minute."""
+    `report_rate` None: REPORT_RATE. `events`: scenes with several events and questions relating clips
+    (data/world/events.py), a VideoQA world: no captions, corpus or visual-knowledge files. A write-once
+    preparation without `--shard` or resume: the question ids run through every video in split order, and a
+    world of the quickstart's size takes about a minute."""
     out = Path(out)
     report_rate = REPORT_RATE if report_rate is None else report_rate
     if num_videos < 1:
@@ -299,12 +320,12 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
         raise VlkdError(f"--report-rate must be in [0, 1] (got {report_rate})")
     output = WriteOnce("prepare world", out, overwrite=overwrite)
     ids = list(range(num_videos))
-    scenes = [sample_scene(seed, i) for i in ids]
+    scenes = [sample_events(seed, i) if events else sample_scene(seed, i) for i in ids]
     splits = split_of(ids, seed)
 
     def build(tmp: Path) -> dict:
         (tmp / "videos").mkdir()
-        jobs = [(seed, i, str(tmp / "videos")) for i in ids]
+        jobs = [(seed, i, str(tmp / "videos"), events) for i in ids]
         processes = workers or min(len(jobs), os.cpu_count() or 1)
         with progress_bar(len(jobs), "videos", "video", progress) as bar:
             if processes > 1:
@@ -317,12 +338,14 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
                 for job in jobs:
                     _make_video(job)
                     bar.update()
-        captions, corpus = world_text(seed, num_videos, report_rate)
-        write_json_atomic(tmp / "caption.json", captions)
-        write_text_atomic(tmp / "corpus.txt", "\n".join(corpus) + "\n")
-        (tmp / "visual_knowledge").mkdir()
-        write_text_atomic(tmp / "visual_knowledge" / "kinds.jsonl",
-                          "".join(json.dumps(k.row()) + "\n" for k in KINDS))
+        corpus: list[str] = []
+        if not events:
+            captions, corpus = world_text(seed, num_videos, report_rate)
+            write_json_atomic(tmp / "caption.json", captions)
+            write_text_atomic(tmp / "corpus.txt", "\n".join(corpus) + "\n")
+            (tmp / "visual_knowledge").mkdir()
+            write_text_atomic(tmp / "visual_knowledge" / "kinds.jsonl",
+                              "".join(json.dumps(k.row()) + "\n" for k in KINDS))
         kinds: dict[str, dict] = {}
         qid = 0
         for split, members in splits.items():
@@ -330,29 +353,32 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
             for vid in members:
                 for q in scenes[vid].questions:
                     records.append({"video_id": vid, "question": q["question"], "answer": q["answer"], "id": qid})
-                    kinds[str(qid)] = {"type": q["question"].split()[0], "needs": q["needs"]}
+                    kinds[str(qid)] = ({"type": q["type"], "needs": q["needs"], "clips": q["clips"]} if events
+                                       else {"type": q["question"].split()[0], "needs": q["needs"]})
                     qid += 1
             write_json_atomic(tmp / f"{split}_qa.json", records)
         summary = {
             "seed": seed, "num_videos": num_videos, "fps": FPS, "size": SIZE, "duration": DURATION,
             "splits": splits, "num_questions": qid, "report_rate": report_rate, "corpus_lines": len(corpus),
             "kinds": [k.row() for k in KINDS],
-            "scenes": [{"video_id": s.video_id, "start": s.start, "end": s.end, "background": s.background,
-                        "objects": [asdict(o) for o in s.objects]} for s in scenes],
+            "scenes": [_scene_summary(s) for s in scenes],
             "question_kinds": kinds,
         }
+        if events:
+            summary["events"] = True
         write_json_atomic(tmp / "world.json", summary)
-        write_text_atomic(tmp / "README.md", world_readme(num_videos, seed, splits, qid, report_rate))
+        readme = world_readme(num_videos, seed, splits, qid, report_rate)
+        write_text_atomic(tmp / "README.md", readme + (EVENTS_README if events else ""))
         return summary
 
     return output.write(build)
 
 
-def ensure_world(out: str | os.PathLike, num_videos: int, seed: int = 0) -> Path:
+def ensure_world(out: str | os.PathLike, num_videos: int, seed: int = 0, events: bool = False) -> Path:
     """`out`, generated unless a complete world (its world.json) is already there."""
     out = Path(out)
     if not (out / "world.json").is_file():
-        build_world(out, num_videos, seed=seed)
+        build_world(out, num_videos, seed=seed, events=events)
     return out
 
 
@@ -400,4 +426,16 @@ Design and why: docs/visual-knowledge.md in the vlkd repository.
   - how: speed of a move (slowly/quickly), size of a still object (small/big).
   Questions about what an object does, which one acts, directions and speeds need motion; colour,
   shape, count, region and size are answerable from a single frame.
+"""
+
+
+EVENTS_README = """
+## --events: scenes with several events (this world)
+This world was made with `--events` (data/world/events.py in vlkd): it has no caption.json, corpus.txt or
+visual_knowledge/. Each video shows 2-3 objects of distinct shapes and colours, still except for 2-3 short
+moves (0.6 s, 24 pixels, left/right/up/down) centred in 2-3 of four equal time slots (an object may move,
+stop and move again). world.json lists each scene's events (slot, actor index, direction, start, end) and,
+for each question id, its type, whether it needs motion, and `clips`: "one" (one clip's ground truth answers
+it: colour, shape, count_objects, relation at the end) or "several" (only clips taken together: first, last,
+next, count_moves, first_direction).
 """
