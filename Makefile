@@ -21,9 +21,10 @@ setup: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/vlkd quickstart --out runs/quickstart
 
-# one pytest worker per core (at most 4: each holds its own torch); tests/conftest.py splits the threads
+# one pytest worker per core (at most 4: each holds its own torch; an idle one takes queued tests from the
+# others); tests/conftest.py splits the threads
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -n auto --maxprocesses 4
+	$(BIN)/python -m pytest tests -n auto --maxprocesses 4 --dist worksteal
 
 clean-venv:
 	rm -rf $(VENV)
