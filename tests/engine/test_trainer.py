@@ -241,8 +241,13 @@ def test_stop_signal_on_a_save_step_does_not_save_twice(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_still_interrupts_at_once(tmp_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        train(config(tmp_path, "i"), job_factory(on_call=_signal_at(6, signal.SIGINT)))
+    # Python's own SIGINT handler, as in a terminal (a pytest-xdist worker ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config(tmp_path, "i"), job_factory(on_call=_signal_at(6, signal.SIGINT)))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert [s for s, _ in list_checkpoints(tmp_path / "i")] == [4]
 
 
