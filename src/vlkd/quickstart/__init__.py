@@ -58,17 +58,17 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
                   Task("text", text_stage, (out, world), after=("teacher_data",)),
                   Task("teacher", teacher_stage, (out, world, profile, extra), after=("teacher_data",)),
                   Task("bundled", bundled_stage, (out, profile))]
-        for name in profile.students:
+        for name in profile.students:  # each student's comparison as soon as its runs are done
             tasks += [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
                            after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
                       for seed in profile.student_seeds]
+            tasks.append(Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile, extra),
+                              after=("teacher", "bundled", *(run_name(name, s) for s in profile.student_seeds)),
+                              stage="comparison"))
         runs = [run_name(name, seed) for name in profile.students for seed in profile.student_seeds]
         tasks.append(Task("visual_knowledge", visual_knowledge_stage,
                           ({name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students},
                            teacher, world), after=("teacher", *runs)))
-        tasks += [Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile, extra),
-                       after=("teacher", "bundled", run_name(name, profile.student_seeds[0])), stage="comparison")
-                  for name in profile.students]
     return tasks
 
 

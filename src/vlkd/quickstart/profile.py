@@ -65,14 +65,14 @@ class Profile:
         """Per-stage config overrides the profile sets (the caller's own overrides come after)."""
         return {"teacher": [f"max_steps={self.teacher_steps}"],
                 "text": [f"max_steps={self.text_steps}", f"batch_size={self.text_batch_size}",
-                         f"save_every={self.text_steps // 2}",
-                         f"eval_every={self.text_steps // 4}"]}
+                         f"save_every={self.text_steps}",
+                         f"eval_every={self.text_steps // 2}"]}
 
 
 QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=120,
                 text_batch_size=16,
                 students=("mlm", "distill", "hidden_cos"), student_seeds=(0, 1, 2), finetune_tasks=("rt-polarity",),
-                finetune_seeds=(0,), finetune_steps=120, videoqa_seeds=(0, 1), videoqa_ablation_seeds=(),
+                finetune_seeds=(0,), finetune_steps=0, videoqa_seeds=(0, 1), videoqa_ablation_seeds=(),
                 videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
 FULL = Profile(name="full", world_videos=400, held_out_fraction=0.3, teacher_steps=450, text_steps=150,
