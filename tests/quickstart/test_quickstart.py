@@ -119,7 +119,7 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
         (tmp_path / "world" / "world.json").read_text())
     assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) == {
         "world", "teacher_data", "teacher", "text", "bundled", "mlm", "distill", "hidden_cos", "visual_knowledge",
-        "comparison", "videoqa"}
+        "finetune", "comparison", "videoqa"}
     # every final/ has a model card, and where a card and metrics.json give the same quantity they agree
     finals = [p for p in tmp_path.rglob("final") if p.is_dir()]
     assert len(finals) > 20 and all((p / "README.md").is_file() for p in finals)

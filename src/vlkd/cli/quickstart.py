@@ -29,8 +29,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="the conclusive study (<= 60 minutes on 2 cores): a larger world, longer training, 5 seeds, "
                         "NST, voken and CRD students, rt-polarity and wiki-topic")
     p.add_argument("--jobs", type=int, choices=[1, 2], default=2,
-                   help="2 (default): run the VidLanKD and VideoQA pipelines at once, each on half the cores "
-                        "(sooner on a CPU: the VideoQA models use many threads poorly); 1: one after the other")
+                   help="2 (default): run the stages on two worker processes, each on half the cores, every stage "
+                        "as soon as what it needs is done (sooner on a CPU: the small models use many threads "
+                        "poorly); 1: one after the other on every core")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides applied to every training stage (e.g. max_steps=20 for a smoke run)")
     p.set_defaults(func=cmd_quickstart, out_kind="dir")

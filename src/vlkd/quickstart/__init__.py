@@ -32,7 +32,8 @@ from vlkd.quickstart.schedule import Task, run_tasks
 from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
-    TEXT_STORE, WORLD_SEED, bundled_stage, comparison_summary, run_name, student_comparison, student_stage,
+    TEXT_STORE, WORLD_SEED, bundled_stage, comparison_summary, run_name, student_comparison, student_finetune,
+    student_stage,
     students_section, teacher_data_stage, teacher_section, teacher_stage, text_stage, vidlankd_figures,
     visual_knowledge_stage)
 
@@ -41,7 +42,7 @@ STAGE_LABELS = {
     "teacher": "teacher: training, retrieval", "text": "token store",
     "visual_knowledge": "visual-knowledge probe of every student run and the teacher",
     "bundled": "prepare the bundled fine-tuning task",
-    "comparison": "grounding and fine-tuning of every student",
+    "finetune": "fine-tuning of every student", "comparison": "perplexity and grounding of every student",
     "videoqa": "VideoQA: its world, features, data, every model and seed",
 }
 PIPELINES = ("vidlankd", "videoqa")
@@ -58,13 +59,14 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
                   Task("text", text_stage, (out, world), after=("teacher_data",)),
                   Task("teacher", teacher_stage, (out, world, profile, extra), after=("teacher_data",)),
                   Task("bundled", bundled_stage, (out, profile))]
-        for name in profile.students:  # each student's comparison as soon as its runs are done
-            tasks += [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
-                           after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
-                      for seed in profile.student_seeds]
-            tasks.append(Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile, extra),
-                              after=("teacher", "bundled", *(run_name(name, s) for s in profile.student_seeds)),
-                              stage="comparison"))
+        for name in profile.students:  # fine-tuning once its first run is done, the rest after its last
+            first, *others = [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
+                                   after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
+                              for seed in profile.student_seeds]
+            tasks += [first, Task(f"finetune-{name}", student_finetune, (out, name, profile, extra),
+                                  after=("bundled", first.name), stage="finetune"), *others,
+                      Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile),
+                           after=("teacher", first.name, *(t.name for t in others)), stage="comparison")]
         runs = [run_name(name, seed) for name in profile.students for seed in profile.student_seeds]
         tasks.append(Task("visual_knowledge", visual_knowledge_stage,
                           ({name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students},
@@ -87,8 +89,8 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
     if "vidlankd" in pipelines:
         runs = {name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students}
         metrics["teacher"] = results["teacher"]
-        vidlankd = comparison_summary(out, {name: results[f"comparison-{name}"] for name in profile.students},
-                                      profile, extra)
+        vidlankd = comparison_summary(out, {name: {**results[f"comparison-{name}"], "finetune": results[f"finetune-{name}"]}
+                                            for name in profile.students}, profile, extra)
         vidlankd["visual_knowledge"] = results["visual_knowledge"]
         store = TokenStore(out / TEXT_STORE)
         vidlankd["store"] = {k: store.meta[k] for k in ("num_tokens", "num_blocks", "block_size", "vocab_size",
@@ -108,8 +110,8 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
     return metrics
 
 
-STAGE_ORDER = ("world", "teacher_data", "teacher", "text", *STUDENTS, "visual_knowledge", "bundled", "comparison",
-               "videoqa")
+STAGE_ORDER = ("world", "teacher_data", "teacher", "text", *STUDENTS, "visual_knowledge", "bundled", "finetune",
+               "comparison", "videoqa")
 
 
 def _time_section(seconds: dict[str, dict[str, float]], jobs: int) -> list[str]:

@@ -1,7 +1,7 @@
-"""The quickstart's two sizes: the default (budget 10 minutes on 2 CPU cores; measured 15m03s on a quiet AMD
-EPYC, over it) and `--full` (the conclusive version of the same study, budget 60 minutes; not yet measured
-on this world). One world serves both pipelines: the teacher's samples (a
-held-out share large enough that retrieval is off its ceiling) and VideoQA's questions."""
+"""The quickstart's two sizes: the default (budget 10 minutes on 2 CPU cores; README.md says what it took) and
+`--full` (the conclusive version of the same study, budget 60 minutes). The world (seed 0) gives the
+teacher's samples, with a held-out share large enough that retrieval is off its ceiling; VideoQA generates
+its own `--events` world of the same size and seed."""
 
 from __future__ import annotations
 

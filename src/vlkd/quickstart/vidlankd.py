@@ -171,13 +171,10 @@ def bundled_stage(out: Path, profile: Profile) -> None:
         prepare_bundled(tasks, overwrite=True)
 
 
-def student_comparison(out: Path, name: str, teacher: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
-    """One student: held-out perplexity (over its training seeds); grounding by both routes and fine-tuning
-    accuracy over fine-tuning seeds (its first training seed's run)."""
-    seed_runs = [out / run_name(name, seed) for seed in profile.student_seeds]
-    run_dir = seed_runs[0]
-    results = read_json(RunDir(run_dir).results)
-    grounding = evaluate_text_grounding(run_dir, teacher, out / TEACHER_DATA, out=RunDir(run_dir).grounding)
+def student_finetune(out: Path, name: str, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """One student's fine-tuning accuracy (%) per task over the fine-tuning seeds, from its first training
+    seed's run."""
+    run_dir = out / run_name(name, profile.student_seeds[0])
     seeds = ",".join(map(str, profile.finetune_seeds))
     finetuned = {}
     for task in profile.finetune_tasks:
@@ -186,13 +183,21 @@ def student_comparison(out: Path, name: str, teacher: Path, profile: Profile, ov
                                   ["resume=true", *finetune_overrides(profile.finetune_steps), f"seeds=[{seeds}]",
                                    *overrides])
         finetuned[task] = spread([100 * result["per_seed"][str(s)]["accuracy"] for s in profile.finetune_seeds])
+    return finetuned
+
+
+def student_comparison(out: Path, name: str, teacher: Path, profile: Profile) -> dict[str, Any]:
+    """One student: held-out perplexity (over its training seeds) and grounding by both routes (its first
+    training seed's run)."""
+    seed_runs = [out / run_name(name, seed) for seed in profile.student_seeds]
+    run_dir = seed_runs[0]
+    grounding = evaluate_text_grounding(run_dir, teacher, out / TEACHER_DATA, out=RunDir(run_dir).grounding)
     return {
-        "label": STUDENTS[name][0], "steps": results["step"],
+        "label": STUDENTS[name][0], "steps": read_json(RunDir(run_dir).results)["step"],
         "valid_perplexity": spread([read_json(RunDir(r).results)["valid_perplexity"] for r in seed_runs]),
         "grounding_head": {k: grounding["head"][k] for k in _RETRIEVAL} if grounding["head"] else None,
         "grounding_head_absent": grounding.get("head_absent"),
         "grounding_probe": {k: grounding["probe"][k] for k in _RETRIEVAL},
-        "finetune": finetuned,
     }
 
 
