@@ -59,14 +59,17 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
                   Task("text", text_stage, (out, world), after=("teacher_data",)),
                   Task("teacher", teacher_stage, (out, world, profile, extra), after=("teacher_data",)),
                   Task("bundled", bundled_stage, (out, profile))]
-        for name in profile.students:  # fine-tuning once its first run is done, the rest after its last
-            first, *others = [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
-                                   after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
-                              for seed in profile.student_seeds]
-            tasks += [first, Task(f"finetune-{name}", student_finetune, (out, name, profile, extra),
-                                  after=("bundled", first.name), stage="finetune"), *others,
-                      Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile),
-                           after=("teacher", first.name, *(t.name for t in others)), stage="comparison")]
+        # longest first (a worker left with one long task at the end idles the other): every student run, then
+        # the fine-tunings (each after its student's first run), then the short evaluations
+        tasks += [Task(run_name(name, seed), student_stage, (out, name, teacher, profile, extra, seed),
+                       after=("text",) if name == "mlm" else ("text", "teacher"), stage=name)
+                  for seed in profile.student_seeds for name in profile.students]
+        first = {name: run_name(name, profile.student_seeds[0]) for name in profile.students}
+        tasks += [Task(f"finetune-{name}", student_finetune, (out, name, profile, extra),
+                       after=("bundled", first[name]), stage="finetune") for name in profile.students]
+        tasks += [Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile),
+                       after=("teacher", *(run_name(name, s) for s in profile.student_seeds)), stage="comparison")
+                  for name in profile.students]
         runs = [run_name(name, seed) for name in profile.students for seed in profile.student_seeds]
         tasks.append(Task("visual_knowledge", visual_knowledge_stage,
                           ({name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students},

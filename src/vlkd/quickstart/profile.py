@@ -66,7 +66,7 @@ class Profile:
         return {"teacher": [f"max_steps={self.teacher_steps}"],
                 "text": [f"max_steps={self.text_steps}", f"batch_size={self.text_batch_size}",
                          f"save_every={self.text_steps}",
-                         f"eval_every={self.text_steps // 2}"]}
+                         f"eval_every={self.text_steps}"]}
 
 
 QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=120,
