@@ -9,10 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import h5py
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ import torch
 import torchvision
 
 from tests.test_shards import tree_bytes
+from tests.video.noise import write_noise_video
 from tests.video.test_decode import write_video
 from vlkd.cli import main
 from vlkd.data.world.generate import build_world
@@ -43,16 +42,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_video(folder / "empty.mp4", 0)
     (folder / "notes.mp4").write_text("not a video at all\n")
     fast = root / "fast.mp4"  # index at the front: a cut file still opens, and decodes short
-    with av.open(str(fast), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264", rate=Fraction(24))
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuv420p"
-        for i in range(48):
-            image = np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_noise_video(fast, 32, 32, 48, {"movflags": "faststart"})
     (folder / "cut.mp4").write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
     return folder
 

@@ -4,10 +4,8 @@ processors; the written vectors against transformers' model applied to the PIL p
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import h5py
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from transformers import (AutoImageProcessor, BitImageProcessor, CLIPConfig, CLI
                           CLIPVisionConfig, CLIPVisionModel, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model,
                           SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel)
 
+from tests.video.noise import write_noise_video
 from vlkd.cli import main
 from vlkd.errors import VlkdError
 from vlkd.video.backbones import load_backbone
@@ -60,15 +59,7 @@ def frame_vectors(family: str, directory: Path, frames: list[np.ndarray]) -> lis
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One 1.5-second 64x48 video of random textures (not square: the layouts' crop and stretch matter)."""
     folder = tmp_path_factory.mktemp("tower-videos")
-    with av.open(str(folder / "video7.mp4"), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(24))
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(36):
-            image = np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_noise_video(folder / "video7.mp4", 64, 48, 36)
     return folder
 
 
