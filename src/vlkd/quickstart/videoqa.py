@@ -186,7 +186,7 @@ def _gap_cell(g: dict[str, Any]) -> str:
 
 
 def videoqa_section(m: dict[str, Any], figure: str) -> list[str]:
-    q, types = m["questions"], m["question_types"]
+    q = m["questions"]
     columns, names = _columns(m)
     header = ["model", "epochs", *names, "reproduce"]
     lines = [

@@ -13,7 +13,7 @@ from typing import Any
 from vlkd.data.bundled import bundled_path
 from vlkd.data.tasks.bundled import prepare_bundled
 from vlkd.data.teacher.howto100m import prepare_howto100m
-from vlkd.data.text.store import TokenStore, build_token_store
+from vlkd.data.text.store import build_token_store
 from vlkd.data.tokenizer import BUNDLED_TOKENIZER
 from vlkd.data.world.kinds import KINDS, PROPERTIES
 from vlkd.eval.grounding import evaluate_retrieval
@@ -294,7 +294,7 @@ def visual_knowledge_section(m: dict[str, Any], figures: dict[str, str]) -> list
     vk, seeds = m["visual_knowledge"], m["student_seeds"]
     props = vk["properties"]
     evaluate = "`vlkd evaluate visual-knowledge --benchmark world --data OUT/world/visual_knowledge --protocol probe --model"
-    rows = [f"| chance (majority class of the probe kinds) | " + " | ".join(f"{vk['chance'][p]:.1f}" for p in props) + " | |"]
+    rows = ["| chance (majority class of the probe kinds) | " + " | ".join(f"{vk['chance'][p]:.1f}" for p in props) + " | |"]
     for name in [n for n in STUDENTS if n in vk["students"]]:
         s = vk["students"][name]
         rows.append(f"| {s['label']} | " + " | ".join(cell(s["accuracy"][p]) for p in props) +

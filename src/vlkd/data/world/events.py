@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlkd.data.world.kinds import KINDS, Kind
+from vlkd.data.world.kinds import Kind
 from vlkd.data.world.render import Pose, render_frame
 
 EVENT_SLOTS = 4
