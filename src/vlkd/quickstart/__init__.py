@@ -48,6 +48,11 @@ STAGE_LABELS = {
 PIPELINES = ("vidlankd", "videoqa")
 
 
+def _student_runs(out: Path, profile: Profile) -> dict[str, list[Path]]:
+    """Every student's run directory per training seed (a run's name is its task's name)."""
+    return {name: [out / run_name(name, seed) for seed in profile.student_seeds] for name in profile.students}
+
+
 def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], world: Path) -> list[Task]:
     """Every stage as a task, in priority order: the long VideoQA stage and the teacher's chain first."""
     tasks = []
@@ -70,10 +75,9 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
         tasks += [Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile),
                        after=("teacher", *(run_name(name, s) for s in profile.student_seeds)), stage="comparison")
                   for name in profile.students]
-        runs = [run_name(name, seed) for name in profile.students for seed in profile.student_seeds]
-        tasks.append(Task("visual_knowledge", visual_knowledge_stage,
-                          ({name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students},
-                           teacher, world), after=("teacher", *runs)))
+        runs = _student_runs(out, profile)
+        tasks.append(Task("visual_knowledge", visual_knowledge_stage, (runs, teacher, world),
+                          after=("teacher", *(run.name for seed_runs in runs.values() for run in seed_runs))))
     return tasks
 
 
@@ -90,7 +94,7 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
         results = run_tasks(tasks, jobs, lambda task, result, wall, cpu: clock.record(task.name, wall, cpu))
     metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs}
     if "vidlankd" in pipelines:
-        runs = {name: [out / run_name(name, s) for s in profile.student_seeds] for name in profile.students}
+        runs = _student_runs(out, profile)
         metrics["teacher"] = results["teacher"]
         vidlankd = comparison_summary(out, {name: {**results[f"comparison-{name}"], "finetune": results[f"finetune-{name}"]}
                                             for name in profile.students}, profile, extra)

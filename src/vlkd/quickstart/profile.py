@@ -54,7 +54,6 @@ class Profile:
     student_seeds: tuple[int, ...]  # training seeds of every student (the visual-knowledge table's spread)
     finetune_tasks: tuple[str, ...]
     finetune_seeds: tuple[int, ...]
-    finetune_steps: int  # of batch 32 on each student's first run; 0: one epoch
     videoqa_seeds: tuple[int, ...]
     videoqa_ablation_seeds: tuple[int, ...]  # the no-motion teacher (a subset of videoqa_seeds)
     videoqa_teacher_epochs: int
@@ -72,14 +71,14 @@ class Profile:
 QUICK = Profile(name="quick", world_videos=160, held_out_fraction=0.3, teacher_steps=150, text_steps=120,
                 text_batch_size=16,
                 students=("mlm", "distill", "hidden_cos"), student_seeds=(0, 1, 2), finetune_tasks=("rt-polarity",),
-                finetune_seeds=(0,), finetune_steps=0, videoqa_seeds=(0, 1), videoqa_ablation_seeds=(),
+                finetune_seeds=(0,), videoqa_seeds=(0, 1), videoqa_ablation_seeds=(),
                 videoqa_teacher_epochs=8,
                 videoqa_student_epochs=4)
 FULL = Profile(name="full", world_videos=400, held_out_fraction=0.3, teacher_steps=450, text_steps=150,
                text_batch_size=16,
                students=("mlm", "distill", "mmd_rbf", "crd", "ntxent", "hidden_cos", "hidden_mse", "voken", "pkt",
                          "nst_pkt"),
-               student_seeds=(0, 1, 2, 3, 4), finetune_tasks=("rt-polarity",), finetune_seeds=(0,), finetune_steps=0,
+               student_seeds=(0, 1, 2, 3, 4), finetune_tasks=("rt-polarity",), finetune_seeds=(0,),
                videoqa_seeds=(0, 1, 2, 3, 4), videoqa_ablation_seeds=(0, 1, 2), videoqa_teacher_epochs=8,
                videoqa_student_epochs=4, videoqa_kd_ablation=True)
 PROFILES = {"quick": QUICK, "full": FULL}
