@@ -190,7 +190,7 @@ def videoqa_section(m: dict[str, Any], figure: str) -> list[str]:
     columns, names = _columns(m)
     header = ["model", "epochs", *names, "reproduce"]
     lines = [
-        "## 4. VideoQA: multimodal knowledge distillation (DualVGR) on the synthetic world", "",
+        "## 5. VideoQA: multimodal knowledge distillation (DualVGR) on the synthetic world", "",
         f"- data: a world of its own with several events per video (`vlkd prepare world --events`: objects that "
         f"move, stop and move again), MSVD-QA-style questions, {q['train']:,} train / {q['val']:,} val / "
         f"{q['test']:,} test (split by video), {m['answers']} answers; each question is marked by its type and by "
