@@ -137,7 +137,9 @@ def _majority_share(dev_tsv: Path) -> float:
 def visual_knowledge_stage(runs: dict[str, list[Path]], teacher: Path, world: Path) -> dict[str, Any]:
     """The probe (`vlkd evaluate visual-knowledge --benchmark world --protocol probe`) on every student run
     and the teacher's text tower: accuracy (%) per property on the probe kinds, per student mean ± std over
-    its training seeds, beside chance (the probe kinds' majority class)."""
+    its training seeds, beside chance (the probe kinds' majority class) and the same probe fitted to shuffled
+    labels (`shuffled`: what an uninformed probe on these vectors scores; below the majority class where the
+    train kinds' labels are distributed otherwise than the probe kinds')."""
     data = world / "visual_knowledge"
 
     def accuracy(model: Path) -> dict[str, Any]:
@@ -149,9 +151,10 @@ def visual_knowledge_stage(runs: dict[str, list[Path]], teacher: Path, world: Pa
         "items": {p: parts[p]["items"] for p in PROPERTIES}, "classes": {p: parts[p]["classes"] for p in PROPERTIES},
         "chance": {p: 100 * parts[p]["chance"] for p in PROPERTIES},
         "teacher": {p: 100 * parts[p]["accuracy"] for p in PROPERTIES},
-        "students": {name: {"label": STUDENTS[name][0], "accuracy": {
-            p: spread([100 * r[p]["accuracy"] for r in scored]) for p in PROPERTIES}}
-            for name, scored in ((name, [accuracy(r) for r in seeds]) for name, seeds in runs.items())},
+        "students": {name: {"label": STUDENTS[name][0],
+                            **{key: {p: spread([100 * r[p][key] for r in scored]) for p in PROPERTIES}
+                               for key in ("accuracy", "shuffled")}}
+                     for name, scored in ((name, [accuracy(r) for r in seeds]) for name, seeds in runs.items())},
         "train_kinds": sum(k.split == "train" for k in KINDS), "probe_kinds": sum(k.split == "probe" for k in KINDS),
     }
 
@@ -287,6 +290,9 @@ def visual_knowledge_section(m: dict[str, Any], figures: dict[str, str]) -> list
     props = vk["properties"]
     evaluate = "`vlkd evaluate visual-knowledge --benchmark world --data OUT/world/visual_knowledge --protocol probe --model"
     rows = ["| chance (majority class of the probe kinds) | " + " | ".join(f"{vk['chance'][p]:.1f}" for p in props) + " | |"]
+    if "mlm" in vk["students"]:
+        rows.append("| the probe fitted to shuffled labels, on the text-only student's vectors | " +
+                    " | ".join(cell(vk["students"]["mlm"]["shuffled"][p]) for p in props) + " | the same probe's `shuffled` |")
     for name in [n for n in STUDENTS if n in vk["students"]]:
         s = vk["students"][name]
         rows.append(f"| {s['label']} | " + " | ".join(cell(s["accuracy"][p]) for p in props) +
