@@ -3,7 +3,8 @@
 - throughput: video frames per second of wall time to extract HCRN-layout features (8 clips x 16
   frames; MobileNetV2 appearance at 224x224 with the bundled weights, optical-flow motion at 112x112)
   from the four bundled real clips (1280x720, 640x272, 2x 176x144; 622 frames). "ours" is
-  `extract_features` (one decoding worker, default settings). The reference is the naive way, as HCRN's
+  `extract_features` with its default settings (`default_workers`: no decoding worker on a CPU with
+  2 cores or fewer, one elsewhere). The reference is the naive way, as HCRN's
   preprocess script: decode every frame to an RGB array in memory, then for each clip resize its frames
   and run the CNN on that clip with autograd on (model.eval(), no inference mode). Same backbones, same
   clip indices, same frame sizes. Timing is paired (benchmarks/paired_timing.py): each round runs both
@@ -14,8 +15,8 @@
   needed one, as H.264 requires; only the needed ones converted to RGB at 224x224 and 112x112) and the
   CNNs on those frames alone (inference mode, the extractor's batches: 32 frames, 4 clips; frames decoded
   beforehand). Ratio = extraction / (decode + CNN) per round, target <= 1.15; the naive ratio of the same
-  rounds is beside it. The extractor decodes in a worker while the main process runs the CNNs, so on
-  2 cores it can come in under 1.
+  rounds is beside it. Where the extractor decodes in a worker while the main process runs the CNNs (more
+  than 2 cores, or a GPU), it can come in under 1.
 - peak memory: peak RSS (VmHWM) of a child process extracting (HowTo100M layout, decoding in-process) a
   400 s video against a 40 s one (320x240, 8 fps, generated here; 40 s already fills every batch, so any
   growth would come from the length); streaming means ~equal. (`--quick`: a 2x longer video, 80 s.)
@@ -159,7 +160,7 @@ def main() -> None:
 
         def ours(i: int) -> None:
             shutil.rmtree(tmp / "ours", ignore_errors=True)
-            extract_features(listing, tmp / "ours", layout="hcrn", num_clips=NUM_CLIPS, workers=1, device="cpu",
+            extract_features(listing, tmp / "ours", layout="hcrn", num_clips=NUM_CLIPS, device="cpu",
                              progress=False)
 
         def reference(i: int) -> None:

@@ -265,3 +265,11 @@ def test_appearance_frames_keeps_evenly_spread_frames_of_each_clip(videos: Path,
         extract_features(listing, tmp_path / "bad", appearance_frames=17, **kwargs)
     with pytest.raises(VlkdError, match="for --layout hcrn"):
         extract_features(listing, tmp_path / "bad", **{**kwargs, "layout": "howto100m"}, appearance_frames=1)
+
+
+def test_decoding_workers_default_to_none_on_a_small_cpu_and_one_elsewhere(monkeypatch) -> None:
+    from vlkd.video.extract import default_workers
+
+    for cores, device, expected in [(1, "cpu", 0), (2, "cpu", 0), (4, "cpu", 1), (2, "cuda", 1), (16, "cuda", 1)]:
+        monkeypatch.setattr("os.cpu_count", lambda: cores)
+        assert default_workers(device) == expected, (cores, device)

@@ -66,7 +66,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="hcrn: appearance frames per clip, evenly spread (default 16: every frame; fewer at a larger "
                         "--appearance-size resolve small objects for less compute)")
     p.add_argument("--motion-size", type=integer(ge=1), default=None, help="motion frame size (default: backbone's)")
-    p.add_argument("--workers", type=integer(ge=1), default=1, help="decoding processes (default 1)")
+    p.add_argument("--workers", type=integer(ge=0), default=None,
+                   help="decoding processes; 0 decodes in the main process (default: 0 on a CPU with 2 cores or "
+                        "fewer, else 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     add_overwrite(p)
     p.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
