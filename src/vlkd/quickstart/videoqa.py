@@ -5,7 +5,8 @@ counting over time, relations, appearance) -> HCRN-layout features (MobileNetV2 
 at 224x224, which binds colour to shape, + optical-flow motion) -> `prepare videoqa` (bundled 50-d GloVe)
 -> for each seed: a teacher (4 graph layers, trained longer), a student distilled from it (1 graph layer,
 feature KD), the same student trained alone, and on the profile's ablation seeds the teacher with its
-motion features replaced by a constant and (`--full`) the student with each KD term alone
+motion features replaced by a constant and (`--full`) the student with each KD term alone, and
+distilled from a teacher trained one step (a control: feature KD without the teacher's knowledge)
 -> test accuracy of the val-selected models, overall, per question type and for the questions one clip
 answers vs. those needing several (the world's ground truth), and the teacher-student gap with the
 share of it that KD closes, per seed.
@@ -52,7 +53,8 @@ MODELS = {
     "student": ("student (1 graph layer), no KD", "student", lambda teacher: ["role=student", "model.graph_layers=1"]),
     "teacher-no-motion": ("teacher, motion replaced by a constant", "teacher", lambda teacher: ["data.drop_motion=true"]),
 }
-# --full: the KD terms' ablation, each on the student (1 graph layer) distilled from the seed's teacher
+# --full: the KD terms' ablation, each on the student (1 graph layer) distilled from the seed's teacher, and a
+# control: the default feature KD from a teacher trained for one step (UNTRAINED), which knows nothing
 ABLATION = {
     "student-kd-appearance": ("student + feature KD on appearance only", "student",
                               lambda teacher: ["role=student", f"teacher={teacher}", "model.graph_layers=1",
@@ -64,7 +66,10 @@ ABLATION = {
     "student-kd-all": ("student + feature KD (both) + logit KD", "student",
                        lambda teacher: ["role=student", f"teacher={teacher}", "model.graph_layers=1",
                                         _kd("appearance", "motion", "logits")]),
+    "student-kd-untrained": ("control: student + feature KD from a teacher trained one step", "student",
+                             lambda teacher: ["role=student", f"teacher={teacher}", "model.graph_layers=1"]),
 }
+UNTRAINED = "student-kd-untrained"  # distilled from `_untrained_teacher`, not from the seed's teacher
 ALL_MODELS = MODELS | ABLATION
 VIDEOQA_DATA = "world-videoqa-data"  # under OUT (reuse.py checks it first)
 VIDEOQA_WORLD = "world-videoqa"  # under OUT: the VideoQA pipeline's own world (--events)
@@ -106,6 +111,14 @@ def _train_and_score(name: str, seed: int, out: Path, base: list[str], teacher: 
     return run, scores
 
 
+def _untrained_teacher(seed: int, out: Path, base: dict[str, list[str]]) -> Path:
+    """The control's teacher: the seed's teacher configuration trained for one step."""
+    run = out / "videoqa" / f"teacher-1step-seed{seed}"
+    run_training(load_config("quickstart-videoqa", [f"output_dir={run}", f"seed={seed}", "resume=true",
+                                                    *base["teacher"], "max_steps=1", "epochs=0"]))
+    return run
+
+
 def videoqa_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
     """Run the stage into `out` (resumable); returns its numbers (accuracies in %). `world` (the VidLanKD
     pipeline's) sets the size and seed of the VideoQA world, generated beside it with --events."""
@@ -130,7 +143,8 @@ def videoqa_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
         teacher, first = _train_and_score("teacher", seed, out, base, Path(), kinds)
         scores["teacher"].append(first)
         for name in ("student-kd", "student") + (ablations if seed in profile.videoqa_ablation_seeds else ()):
-            scores[name].append(_train_and_score(name, seed, out, base, teacher, kinds)[1])
+            source = _untrained_teacher(seed, out, base) if name == UNTRAINED else teacher
+            scores[name].append(_train_and_score(name, seed, out, base, source, kinds)[1])
     scores = {name: runs for name, runs in scores.items() if runs}
 
     train_answers = Counter(q["answer"] for q in load_split(data, "train"))
@@ -214,10 +228,13 @@ def videoqa_section(m: dict[str, Any], figure: str) -> list[str]:
         seeds = ",".join(map(str, m["seeds"] if len(model["accuracy"]["values"]) == len(m["seeds"])
                              else m["ablation_seeds"]))
         cells = [cell(model[c]) for c in columns]
-        extra = "".join(f" '{o}'" if " " in o else f" {o}" for o in ALL_MODELS[name][2]("OUT/videoqa/teacher-seedS"))
+        source = "teacher-1step" if name == UNTRAINED else "teacher"
+        extra = "".join(f" '{o}'" if " " in o else f" {o}" for o in ALL_MODELS[name][2](f"OUT/videoqa/{source}-seedS"))
+        train = (f"`vlkd train quickstart-videoqa data.path=OUT/world-videoqa-data data.features=OUT/world-hcrn "
+                 f"model.num_clips={m['clips']} epochs={{}} seed=S{{}} output_dir=OUT/videoqa/{{}}-seedS`")
+        first = (train.format(0, " max_steps=1", "teacher-1step") + ", then " if name == UNTRAINED else "")
         lines.append(f"| {model['label']} | {epochs} | " + " | ".join(cells) +
-                     f" | `vlkd train quickstart-videoqa data.path=OUT/world-videoqa-data data.features=OUT/world-hcrn "
-                     f"model.num_clips={m['clips']} epochs={epochs} seed=S{extra} output_dir=OUT/videoqa/{name}-seedS`"
+                     f" | {first}{train.format(epochs, extra, name)}"
                      f" for S in {seeds}; `vlkd evaluate videoqa --run OUT/videoqa/{name}-seedS --split test` |")
     lines += ["", f"![VideoQA per question type]({figure})", "",
               "'one clip' / 'several clips': the questions one clip's ground truth answers (colour, shape, "
@@ -229,7 +246,9 @@ def videoqa_section(m: dict[str, Any], figure: str) -> list[str]:
               "| questions | gap; KD gain; fraction closed |", "|---|---|"]
     lines += [f"| {n} | {_gap_cell(m['gap'][c])} |" for c, n in zip(columns, names)]
     if m.get("kd_ablation"):
-        lines += ["", "**KD-term ablation** (each student distilled from its seed's teacher; same columns as the gap "
+        lines += ["", "**KD-term ablation** (each student distilled from its seed's teacher, the control from a "
+                  "teacher trained for one step, which knows nothing: what feature KD gives without the teacher's "
+                  "knowledge; same columns as the gap "
                   "table: the gain over the student alone and the fraction of the gap it closes, all questions / "
                   "several clips):", "", "| KD terms | all questions | several clips |", "|---|---|---|"]
         for name in [n for n in ABLATION if n in m["kd_ablation"]]:
