@@ -33,7 +33,7 @@ from vlkd.quickstart.timing import StageClock
 from vlkd.quickstart.videoqa import videoqa_figure, videoqa_section, videoqa_stage
 from vlkd.quickstart.vidlankd import (
     TEXT_STORE, WORLD_SEED, bundled_stage, comparison_summary, run_name, student_comparison, student_finetune,
-    student_stage,
+    student_runs, student_stage,
     students_section, teacher_data_stage, teacher_section, teacher_stage, text_stage, vidlankd_figures,
     visual_knowledge_stage)
 
@@ -46,11 +46,6 @@ STAGE_LABELS = {
     "videoqa": "VideoQA: its world, features, data, every model and seed",
 }
 PIPELINES = ("vidlankd", "videoqa")
-
-
-def _student_runs(out: Path, profile: Profile) -> dict[str, list[Path]]:
-    """Every student's run directory per training seed (a run's name is its task's name)."""
-    return {name: [out / run_name(name, seed) for seed in profile.student_seeds] for name in profile.students}
 
 
 def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], world: Path) -> list[Task]:
@@ -75,7 +70,7 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
         tasks += [Task(f"comparison-{name}", student_comparison, (out, name, teacher, profile),
                        after=("teacher", *(run_name(name, s) for s in profile.student_seeds)), stage="comparison")
                   for name in profile.students]
-        runs = _student_runs(out, profile)
+        runs = student_runs(out, profile)
         tasks.append(Task("visual_knowledge", visual_knowledge_stage, (runs, teacher, world),
                           after=("teacher", *(run.name for seed_runs in runs.values() for run in seed_runs))))
     return tasks
@@ -94,7 +89,7 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
         results = run_tasks(tasks, jobs, lambda task, result, wall, cpu: clock.record(task.name, wall, cpu))
     metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs}
     if "vidlankd" in pipelines:
-        runs = _student_runs(out, profile)
+        runs = student_runs(out, profile)
         metrics["teacher"] = results["teacher"]
         vidlankd = comparison_summary(out, {name: {**results[f"comparison-{name}"], "finetune": results[f"finetune-{name}"]}
                                             for name in profile.students}, profile, extra)

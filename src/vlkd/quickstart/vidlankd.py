@@ -181,10 +181,15 @@ def student_finetune(out: Path, name: str, profile: Profile, overrides: list[str
     return finetuned
 
 
+def student_runs(out: Path, profile: Profile) -> dict[str, list[Path]]:
+    """Every student's run directory per training seed (a run's name is its task's name)."""
+    return {name: [out / run_name(name, seed) for seed in profile.student_seeds] for name in profile.students}
+
+
 def student_comparison(out: Path, name: str, teacher: Path, profile: Profile) -> dict[str, Any]:
     """One student: held-out perplexity (over its training seeds) and grounding by both routes (its first
     training seed's run)."""
-    seed_runs = [out / run_name(name, seed) for seed in profile.student_seeds]
+    seed_runs = student_runs(out, profile)[name]
     run_dir = seed_runs[0]
     grounding = evaluate_text_grounding(run_dir, teacher, out / TEACHER_DATA, out=RunDir(run_dir).grounding)
     return {
