@@ -131,3 +131,20 @@ def test_a_few_steps_lower_the_loss_and_reach_every_parameter():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_without_clip_positions_the_order_of_clips_is_invisible_and_with_them_it_is_not():
+    perm = torch.tensor([2, 0, 3, 1, 7, 5, 4, 6])
+    app, mot, q, lengths = inputs(4, 8)
+    blind = DualVGR(tiny(graph_layers=2), 50, 7).eval()
+    torch.testing.assert_close(blind(app[:, perm], mot[:, perm], q, lengths).logits, blind(app, mot, q, lengths).logits,
+                               atol=1e-5, rtol=1e-5)
+    torch.manual_seed(0)
+    ordered = DualVGR(tiny(graph_layers=2, clip_positions=True), 50, 7).eval()
+    with torch.no_grad():
+        ordered.clip_position.weight.normal_()  # trained positions are far from the 0.02 initialisation
+    moved = (ordered(app[:, perm], mot[:, perm], q, lengths).logits - ordered(app, mot, q, lengths).logits).abs()
+    assert moved.max() > 1e-3
+    # the only new parameters are one vector per clip; a model saved without the option has none
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(ordered) - count(blind) == 8 * 32 and "clip_position.weight" not in blind.state_dict()

@@ -4,7 +4,8 @@ architecture (docs/commands.md, `task: videoqa`), with its defects fixed.
 Reading order, as the data flows:
 1. question: GloVe-initialised embeddings -> a BiLSTM giving per-token states and a BiLSTM giving the
    sentence vector;
-2. video: a BiLSTM over each clip's frames (appearance), a linear map (motion) -> (B, N, D) each;
+2. video: a BiLSTM over each clip's frames (appearance), a linear map (motion) -> (B, N, D) each, plus
+   a learned embedding of the clip's index with `clip_positions` (everything after is order-blind);
 3. `unit_layers` DualVGR units, each: query attention over the words -> query punishment (a per-clip
    gate from the question) -> `graph_layers` multi-head graph attention layers over the clips, one
    common and one specific branch per view -> attention fusion of common and specific -> residual;
@@ -49,6 +50,9 @@ class DualVGRConfig:
     mfb_factor: int = bounded(2, ge=1)
     appearance_dim: int = bounded(0, ge=0)
     motion_dim: int = bounded(0, ge=0)
+    # the graph attention and the clip pooling are invariant to the order of the clips: without a learned
+    # embedding of each clip's index, nothing tells the model which clip came first (off: the reference)
+    clip_positions: bool = False
 
 
 @dataclass
@@ -275,6 +279,7 @@ class DualVGR(nn.Module):
         self.question = QuestionEncoder(vocab_size, config.word_dim, d, config.dropout)
         self.appearance = AppearanceEncoder(config.appearance_dim, d, config.dropout)
         self.motion = nn.Linear(config.motion_dim, d)
+        self.clip_position = nn.Embedding(config.num_clips, d) if config.clip_positions else None
         self.units = nn.ModuleList([DualVGRUnit(config) for _ in range(config.unit_layers)])
         self.fusion = MFB((d, d), d, config.mfb_dim, config.mfb_factor)
         self.pool = ClipPooling(d, config.dropout)
@@ -293,6 +298,8 @@ class DualVGR(nn.Module):
                 for name, param in module.named_parameters():
                     (nn.init.zeros_ if "bias" in name else nn.init.xavier_uniform_)(param)
         nn.init.uniform_(self.question.embed.weight, -1.0, 1.0)
+        if self.clip_position is not None:
+            nn.init.normal_(self.clip_position.weight, std=0.02)
 
     def load_word_vectors(self, vectors: torch.Tensor) -> None:
         """Initialise the question embeddings from a GloVe matrix (vocabulary x word_dim)."""
@@ -308,6 +315,9 @@ class DualVGR(nn.Module):
         sentence, words, tokens = self.question(question, question_len)
         token_mask = torch.arange(question.shape[1], device=question.device)[None, :] < question_len[:, None]
         a, m = self.appearance(appearance), self.motion(motion)
+        if self.clip_position is not None:
+            position = self.clip_position.weight[:a.shape[1]]
+            a, m = a + position, m + position
         trace: dict[str, list[torch.Tensor]] = {"common_a": [], "common_m": [], "specific_a": [], "specific_m": []}
         for unit in self.units:
             a, m = unit(a, m, words, tokens, token_mask, trace)
