@@ -28,6 +28,10 @@ def test_forward_shapes(n):
         assert len(trace) == 4 and all(t.shape == (4, n, 32) for t in trace)
 
 
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def _graphs(model: DualVGR) -> list[GraphAttention]:
     return [m for m in model.modules() if isinstance(m, GraphAttention)]
 
@@ -37,9 +41,8 @@ def test_graph_layers_are_distinct_modules_with_their_own_parameters():
     four = DualVGR(tiny(graph_layers=4), 50, 7)
     per_graph = sum(p.numel() for p in _graphs(one)[0].parameters())
     assert per_graph == 32 * 32 + 32 + 2 * 32  # projection + bias + a_src/a_dst (4 heads x 8)
-    count = lambda m: sum(p.numel() for p in m.parameters())
     # 4 graph branches (common/specific x appearance/motion), 3 more layers each
-    assert count(four) - count(one) == 4 * 3 * per_graph
+    assert n_params(four) - n_params(one) == 4 * 3 * per_graph
     assert len(_graphs(four)) == 16 and len({id(g) for g in _graphs(four)}) == 16
     assert len({p.data_ptr() for p in four.parameters()}) == len(list(four.parameters()))
     two_units = DualVGR(tiny(graph_layers=3, unit_layers=2), 50, 7)
@@ -146,5 +149,4 @@ def test_without_clip_positions_the_order_of_clips_is_invisible_and_with_them_it
     moved = (ordered(app[:, perm], mot[:, perm], q, lengths).logits - ordered(app, mot, q, lengths).logits).abs()
     assert moved.max() > 1e-3
     # the only new parameters are one vector per clip; a model saved without the option has none
-    count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(ordered) - count(blind) == 8 * 32 and "clip_position.weight" not in blind.state_dict()
+    assert n_params(ordered) - n_params(blind) == 8 * 32 and "clip_position.weight" not in blind.state_dict()

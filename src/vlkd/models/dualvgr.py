@@ -316,8 +316,7 @@ class DualVGR(nn.Module):
         token_mask = torch.arange(question.shape[1], device=question.device)[None, :] < question_len[:, None]
         a, m = self.appearance(appearance), self.motion(motion)
         if self.clip_position is not None:
-            position = self.clip_position.weight[:a.shape[1]]
-            a, m = a + position, m + position
+            a, m = a + self.clip_position.weight, m + self.clip_position.weight  # (N, D) onto (B, N, D)
         trace: dict[str, list[torch.Tensor]] = {"common_a": [], "common_m": [], "specific_a": [], "specific_m": []}
         for unit in self.units:
             a, m = unit(a, m, words, tokens, token_mask, trace)
