@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_all_start_methods, get_context
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -329,10 +330,11 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
         processes = workers or min(len(jobs), os.cpu_count() or 1)
         with progress_bar(len(jobs), "videos", "video", progress) as bar:
             if processes > 1:
-                # fork: the job function lives in this module, so nothing depends on how __main__ was started
-                method = "fork" if "fork" in get_all_start_methods() else "spawn"
-                with get_context(method).Pool(processes) as pool:
-                    for _ in pool.imap_unordered(_make_video, jobs, chunksize=4):
+                # spawn, not fork: a caller with threads (a quickstart worker, torch's pools) forked a child that
+                # deadlocked on a lock another thread held, and a Pool waits forever for a dead process where
+                # this executor raises BrokenProcessPool
+                with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+                    for _ in pool.map(_make_video, jobs, chunksize=4):
                         bar.update()
             else:
                 for job in jobs:
