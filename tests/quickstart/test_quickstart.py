@@ -114,7 +114,8 @@ def test_quickstart_report_numbers_come_from_metrics_json_and_the_run_logs(tmp_p
                                                               models["student"][column]["values"])]
         assert gap["kd_gain"]["values"] == [k - s for k, s in zip(models["student-kd"][column]["values"],
                                                                   models["student"][column]["values"])]
-    assert json.loads((tmp_path / "world-videoqa" / "world.json").read_text())["events"] is True
+    videoqa_world = json.loads((tmp_path / "world-videoqa" / "world.json").read_text())
+    assert videoqa_world["events"] is True and videoqa_world["num_videos"] == metrics["videoqa"]["videos"] == 12
     assert (tmp_path / "world" / "caption.json").is_file() and "events" not in json.loads(
         (tmp_path / "world" / "world.json").read_text())
     assert set(metrics["stage_seconds"]["cpu"]) == set(metrics["stage_seconds"]["wall"]) == {

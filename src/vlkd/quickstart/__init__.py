@@ -10,8 +10,8 @@ Stages (each resumable: re-running continues where a kill stopped it):
 4. all compared: visual knowledge of the world's probe kinds (docs/visual-knowledge.md), held-out
    perplexity, grounding of their text in the teacher's video space (two routes), fine-tuning on a
    bundled task;
-5. VideoQA on a world of its own with several events per video (`prepare world --events`, the same size and
-   seed; the default world stays as it is): DualVGR teacher, distilled student, student alone, the gap
+5. VideoQA on a world of its own with several events per video (`prepare world --events`, 400 videos, the
+   same seed; the default world stays as it is): DualVGR teacher, distilled student, student alone, the gap
    between teacher and student and the share KD closes (`vlkd.quickstart.videoqa`);
 then OUT/report.md (the story, with figures in OUT/figures/) and OUT/metrics.json (every number of the
 report under stable keys, and the stages' wall times). It sits above the recipes: it runs them.
@@ -48,11 +48,12 @@ STAGE_LABELS = {
 PIPELINES = ("vidlankd", "videoqa")
 
 
-def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], world: Path) -> list[Task]:
+def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], world: Path | None,
+           videoqa_videos: int) -> list[Task]:
     """Every stage as a task, in priority order: the long VideoQA stage and the teacher's chain first."""
     tasks = []
     if "videoqa" in pipelines:
-        tasks.append(Task("videoqa", videoqa_stage, (out, world, profile, extra)))
+        tasks.append(Task("videoqa", videoqa_stage, (out, videoqa_videos, WORLD_SEED, profile, extra)))
     if "vidlankd" in pipelines:
         teacher = out / "teacher"
         tasks += [Task("teacher_data", teacher_data_stage, (out, world, profile)),
@@ -76,15 +77,18 @@ def _tasks(out: Path, profile: Profile, pipelines: list[str], extra: list[str], 
     return tasks
 
 
-def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], world_videos: int,
+def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], world_videos: int | None,
             jobs: int) -> dict[str, Any]:
-    """The world, then every other stage as tasks on `jobs` workers (schedule.py). Returns the metrics with
-    every stage's times: per row of the stage table, the sum over its tasks."""
+    """VidLanKD's world, then every other stage as tasks on `jobs` workers (schedule.py). Returns the metrics
+    with every stage's times: per row of the stage table, the sum over its tasks. `world_videos` (a test's
+    small run) sizes both pipelines' worlds; None: the profile's sizes."""
     clock = StageClock(out)
-    with clock.stage("world"):
-        world = ensure_world(out / "world", world_videos, seed=WORLD_SEED)
     pipelines = [p for p in PIPELINES if only in (None, p)]
-    tasks = _tasks(out, profile, pipelines, extra, world)
+    world = None
+    if "vidlankd" in pipelines:
+        with clock.stage("world"):
+            world = ensure_world(out / "world", world_videos or profile.world_videos, seed=WORLD_SEED)
+    tasks = _tasks(out, profile, pipelines, extra, world, world_videos or profile.videoqa_world_videos)
     with clock.stage("tasks"):
         results = run_tasks(tasks, jobs, lambda task, result, wall, cpu: clock.record(task.name, wall, cpu))
     metrics: dict[str, Any] = {"profile": profile.name, "jobs": jobs}
@@ -102,11 +106,13 @@ def _stages(out: Path, profile: Profile, only: str | None, extra: list[str], wor
     if "videoqa" in pipelines:
         metrics["videoqa"] = results["videoqa"]
         metrics["videoqa"]["figure"] = videoqa_figure(out, metrics["videoqa"])
-    seconds: dict[str, dict[str, float]] = {"wall": {"world": clock.wall["world"]}, "cpu": {"world": clock.cpu["world"]}}
+    first = ["world"] if world is not None else []
+    seconds: dict[str, dict[str, float]] = {"wall": {n: clock.wall[n] for n in first},
+                                            "cpu": {n: clock.cpu[n] for n in first}}
     for task in tasks:
         for kind, times in (("wall", clock.wall), ("cpu", clock.cpu)):
             seconds[kind][task.row] = round(seconds[kind].get(task.row, 0.0) + times[task.name], 1)
-    seconds["total"] = {"wall": round(clock.wall["world"] + clock.wall["tasks"], 1),
+    seconds["total"] = {"wall": round(sum(clock.wall[n] for n in first) + clock.wall["tasks"], 1),
                         "cpu": round(sum(seconds["cpu"].values()), 1)}
     metrics["stage_seconds"] = seconds
     return metrics
@@ -154,7 +160,7 @@ def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str
     """Run every available stage into `out`; write `out/report.md` and `out/metrics.json`.
 
     `profile` is quick (the default, <= 10 minutes on 2 cores) or full (`--full`); `overrides` (key=value)
-    apply to every training stage and `world_videos` sizes the synthetic world, e.g. to shorten a test run.
+    apply to every training stage and `world_videos` sizes both synthetic worlds, e.g. to shorten a test run.
     `jobs=2` runs the stages on two worker processes, each on half the cores, every stage as soon as what it
     needs is done (schedule.py); the numbers then differ from `jobs=1` (reductions over fewer threads: last
     digits for VidLanKD, up to 2 points for VideoQA's small data).
@@ -168,7 +174,7 @@ def run_quickstart(out: str | Path, only: str | None = None, overrides: list[str
         raise VlkdError(f"--jobs must be 1 or 2, got {jobs}")
     chosen = PROFILES[profile]
     check_reused_stores(out, [p for p in PIPELINES if only in (None, p)])
-    metrics = _stages(out, chosen, only, list(overrides or []), world_videos or chosen.world_videos, jobs)
+    metrics = _stages(out, chosen, only, list(overrides or []), world_videos, jobs)
     write_json_atomic(out / "metrics.json", metrics)
     report = out / "report.md"
     write_text_atomic(report, render_report(read_json(out / "metrics.json")))  # exactly what the file holds

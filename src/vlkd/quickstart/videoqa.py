@@ -119,11 +119,10 @@ def _untrained_teacher(seed: int, out: Path, base: dict[str, list[str]]) -> Path
     return run
 
 
-def videoqa_stage(out: Path, world: Path, profile: Profile, overrides: list[str]) -> dict[str, Any]:
-    """Run the stage into `out` (resumable); returns its numbers (accuracies in %). `world` (the VidLanKD
-    pipeline's) sets the size and seed of the VideoQA world, generated beside it with --events."""
-    summary = read_json(world / "world.json")
-    world = ensure_world(out / VIDEOQA_WORLD, summary["num_videos"], seed=summary["seed"], events=True)
+def videoqa_stage(out: Path, videos: int, seed: int, profile: Profile, overrides: list[str]) -> dict[str, Any]:
+    """Run the stage into `out` (resumable); returns its numbers (accuracies in %). Its world (`videos`,
+    `seed`) is generated with --events."""
+    world = ensure_world(out / VIDEOQA_WORLD, videos, seed=seed, events=True)
     features = out / "world-hcrn"
     extract_features(world / "videos", features, layout="hcrn", num_clips=CLIPS, appearance_size=APPEARANCE_SIZE,
                      appearance_frames=APPEARANCE_FRAMES, motion_size=MOTION_SIZE,
@@ -154,6 +153,7 @@ def videoqa_stage(out: Path, world: Path, profile: Profile, overrides: list[str]
     columns = ["accuracy", *(f"acc_{k}" for k in (*GROUPS, *types))]
     teacher_config = load_config("quickstart-videoqa", base["teacher"])
     return {
+        "videos": videos,
         "questions": {split: meta["splits"][split]["questions"] for split in ("train", "val")} | {"test": len(test)},
         "answers": meta["num_answers"] - 2, "clips": CLIPS, "appearance_size": APPEARANCE_SIZE,
         "appearance_frames": APPEARANCE_FRAMES, "motion_size": MOTION_SIZE,
@@ -205,7 +205,8 @@ def videoqa_section(m: dict[str, Any], figure: str) -> list[str]:
     header = ["model", "epochs", *names, "reproduce"]
     lines = [
         "## 5. VideoQA: multimodal knowledge distillation (DualVGR) on the synthetic world", "",
-        f"- data: a world of its own with several events per video (`vlkd prepare world --events`: objects that "
+        f"- data: a world of its own, {m['videos']} videos with several events each (`vlkd prepare world --events "
+        f"--videos {m['videos']}`: objects that "
         f"move, stop and move again), MSVD-QA-style questions, {q['train']:,} train / {q['val']:,} val / "
         f"{q['test']:,} test (split by video), {m['answers']} answers; each question is marked by its type and by "
         "whether one clip's ground truth answers it or only several clips together (order of events, counting over "

@@ -312,7 +312,8 @@ def build_world(out: str | os.PathLike, num_videos: int, seed: int = 0, workers:
     `report_rate` None: REPORT_RATE. `events`: scenes with several events and questions relating clips
     (data/world/events.py), a VideoQA world: no captions, corpus or visual-knowledge files. A write-once
     preparation without `--shard` or resume: the question ids run through every video in split order, and a
-    world of the quickstart's size takes about a minute."""
+    world of the quickstart's size takes about a minute. `workers` > 1 spawns processes, so a script calling
+    this needs Python's `if __name__ == "__main__":` guard."""
     out = Path(out)
     report_rate = REPORT_RATE if report_rate is None else report_rate
     if num_videos < 1:
