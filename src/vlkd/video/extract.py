@@ -43,7 +43,7 @@ from vlkd.preempt import ignore_stop_signals
 from vlkd.preparation import Resumable
 from vlkd.shards import Shard, ShardSet, digest, link_or_copy
 from vlkd.video.backbones import FeatureModel, load_backbone
-from vlkd.video.decode import FrameSize, iter_frames, probe
+from vlkd.video.decode import Frame, FrameSize, iter_frames, probe
 from vlkd.video.sampling import RateSampler, clip_indices, gather_frames
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif", ".mpg", ".mpeg", ".flv", ".wmv"}
@@ -134,12 +134,20 @@ def _chunks_hcrn(path: Path, plan: Plan) -> Iterator[tuple[str, np.ndarray]]:
     info = probe(path)
     idx = clip_indices(info.num_frames, plan.num_clips, CLIP_LEN)
     app, mot = FrameSize(plan.appearance_size, "stretch"), FrameSize(plan.motion_size, "stretch")
-    got, seen = gather_frames(iter_frames(path, raw=True), idx, lambda f: (app.apply(f), mot.apply(f)))
+    app_idx = idx[:, appearance_offsets(plan.appearance_frames)].reshape(-1)  # (N*F,) clip by clip
+    wanted, app_frames = set(app_idx.tolist()), {}
+
+    def frames() -> Iterator[Frame]:  # resized to the appearance size only where an appearance frame is taken
+        for frame in iter_frames(path, raw=True):
+            if frame.index in wanted and frame.index not in app_frames:
+                app_frames[frame.index] = app.apply(frame.image)
+            yield frame
+
+    got, seen = gather_frames(frames(), idx, mot.apply)
     if got is None:
         raise VlkdError(f"truncated: decoded {seen} of {info.num_frames} frames", path)
-    app_frames = got[0][:, appearance_offsets(plan.appearance_frames)]
-    yield "app", app_frames.reshape(-1, *app_frames.shape[2:])  # (N*F, H, W, 3)
-    yield "mot", got[1]  # (N, 16, h, w, 3)
+    yield "app", np.stack([app_frames[int(i)] for i in app_idx])  # (N*F, H, W, 3)
+    yield "mot", got  # (N, 16, h, w, 3)
 
 
 def _chunks_howto100m(path: Path, plan: Plan) -> Iterator[tuple[str, np.ndarray]]:
