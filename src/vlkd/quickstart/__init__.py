@@ -10,8 +10,8 @@ Stages (each resumable: re-running continues where a kill stopped it):
 4. all compared: visual knowledge of the world's probe kinds (docs/visual-knowledge.md), held-out
    perplexity, grounding of their text in the teacher's video space (two routes), fine-tuning on a
    bundled task;
-5. VideoQA on a world of its own with several events per video (`prepare world --events`, 400 videos, the
-   same seed; the default world stays as it is): DualVGR teacher, distilled student, student alone, the gap
+5. VideoQA on a world of its own with several events per video (`prepare world --events`, the profile's
+   size, the same seed; the default world stays as it is): DualVGR teacher, distilled student, student alone, the gap
    between teacher and student and the share KD closes (`vlkd.quickstart.videoqa`);
 then OUT/report.md (the story, with figures in OUT/figures/) and OUT/metrics.json (every number of the
 report under stable keys, and the stages' wall times). It sits above the recipes: it runs them.
