@@ -3,7 +3,7 @@
 teacher's samples, with a held-out share large enough that retrieval is off its ceiling; VideoQA generates
 its own `--events` world (same seed), larger than VidLanKD's in the quick profile: on 160 videos the teacher
 was 0.5 pooled std ahead of its student over 5 seeds, on 280 2.3, on 320 4.8, on 400 3.4 (README, VideoQA);
-320 is the largest that keeps the quickstart in its budget."""
+at 400 `make quickstart` took 10m31s from a fresh clone, past its budget."""
 
 from __future__ import annotations
 
