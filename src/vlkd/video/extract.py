@@ -139,7 +139,7 @@ def _chunks_hcrn(path: Path, plan: Plan) -> Iterator[tuple[str, np.ndarray]]:
 
     def frames() -> Iterator[Frame]:  # resized to the appearance size only where an appearance frame is taken
         for frame in iter_frames(path, raw=True):
-            if frame.index in wanted and frame.index not in app_frames:
+            if frame.index in wanted:
                 app_frames[frame.index] = app.apply(frame.image)
             yield frame
 

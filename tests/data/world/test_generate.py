@@ -65,7 +65,6 @@ def test_same_seed_same_world(world: Path, tmp_path: Path) -> None:
     assert json.dumps(other.questions) != json.dumps(sample_scene(3, 0).questions) or other.objects != sample_scene(3, 0).objects
 
 
-
 def test_workers_are_spawned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its callers have threads (a quickstart worker's watcher, torch's pools): a forked child can inherit a
     lock another thread held and wait forever, which hung the quickstart twice."""
@@ -82,6 +81,7 @@ def test_workers_are_spawned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     build_world(tmp_path / "w", 2, seed=3, workers=2, progress=False, events=True)
     assert methods == ["spawn"]
     assert sorted(p.name for p in (tmp_path / "w" / "videos").iterdir()) == ["video0.mp4", "video1.mp4"]
+
 
 def _centroid(image: np.ndarray, color: str) -> np.ndarray:
     mask = np.abs(image.astype(int) - np.array(COLORS[color])).sum(-1) < 60
